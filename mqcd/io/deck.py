@@ -1,0 +1,300 @@
+"""Input decks: TOML parsing and validation against a declared schema.
+
+A deck has the sections ``[model]``, ``[initial]``, ``[method]``, ``[run]``, ``[output]`` and, for
+the grid reference, ``[exact]``. Every key is declared once, here or by the part that owns it
+(a method declares its own ``[method]`` keys, a model its parameters), with its type, default,
+allowed values and unit. Validation happens before any computation and reports the section, the
+key and what is allowed. ``docs/decks.md`` is generated from these declarations
+(``python tools/gen_deck_docs.py``), so the documentation cannot drift from the code.
+"""
+from __future__ import annotations
+
+import copy
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+REQUIRED = object()
+
+
+class DeckError(ValueError):
+    """A deck is invalid; the message names the section, key and allowed values."""
+
+
+@dataclass
+class Key:
+    """Declaration of one deck key.
+
+    type: one of "int", "float", "str", "bool", "floats" (list of float), "ints", "any".
+    default: value used when absent; ``REQUIRED`` if the key must be given.
+    choices: allowed values for str keys.
+    check: extra predicate ``(value) -> error message or None``.
+    """
+    type: str
+    default: Any = REQUIRED
+    doc: str = ""
+    unit: str = ""
+    choices: tuple | None = None
+    check: Callable[[Any], str | None] | None = None
+
+    def describe_type(self):
+        return {"int": "integer", "float": "number", "str": "string", "bool": "true/false",
+                "floats": "list of numbers", "ints": "list of integers",
+                "any": "value"}[self.type]
+
+
+def positive(v):
+    return None if v > 0 else "must be > 0"
+
+
+def non_negative(v):
+    return None if v >= 0 else "must be >= 0"
+
+
+def all_positive(v):
+    return None if all(x > 0 for x in v) else "every entry must be > 0"
+
+
+def _coerce(section, name, key: Key, value):
+    where = f"[{section}] {name}"
+    t = key.type
+    if t == "any":
+        return value
+    if t == "bool":
+        if not isinstance(value, bool):
+            raise DeckError(f"{where} = {value!r}: expected true or false")
+    elif t == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise DeckError(f"{where} = {value!r}: expected an integer")
+    elif t == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise DeckError(f"{where} = {value!r}: expected a number ({key.unit or 'a.u.'})")
+        value = float(value)
+    elif t == "str":
+        if not isinstance(value, str):
+            raise DeckError(f"{where} = {value!r}: expected a string")
+        if key.choices is not None and value not in key.choices:
+            raise DeckError(f"{where} = '{value}' is not allowed; allowed: "
+                            + ", ".join(f"'{c}'" for c in key.choices))
+    elif t in ("floats", "ints"):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, list):
+            raise DeckError(f"{where} = {value!r}: expected a list of numbers")
+        for v in value:
+            ok = (isinstance(v, int) if t == "ints" else isinstance(v, (int, float)))
+            if isinstance(v, bool) or not ok:
+                raise DeckError(f"{where} = {value!r}: expected a {key.describe_type()}")
+        value = [float(v) for v in value] if t == "floats" else list(value)
+    if key.check is not None:
+        msg = key.check(value)
+        if msg:
+            raise DeckError(f"{where} = {value!r}: {msg}")
+    return value
+
+
+def validate_section(section: str, given: dict, schema: dict[str, Key], *, open_keys=()):
+    """Type-check ``given`` against ``schema``; fill defaults; reject unknown keys.
+
+    ``open_keys`` are extra names accepted without a declaration here (checked by their owner).
+    """
+    if not isinstance(given, dict):
+        raise DeckError(f"[{section}] must be a table (section), got {type(given).__name__}")
+    unknown = sorted(k for k in given if k not in schema and k not in open_keys)
+    if unknown:
+        allowed = ", ".join(list(schema) + list(open_keys))
+        raise DeckError(f"[{section}] unknown key(s) {', '.join(unknown)}; allowed: {allowed}")
+    out = {}
+    for name, key in schema.items():
+        if name in given:
+            out[name] = _coerce(section, name, key, given[name])
+        elif key.default is REQUIRED:
+            raise DeckError(f"[{section}] {name} is required ({key.describe_type()}"
+                            + (f", {key.unit}" if key.unit else "") + f"): {key.doc}")
+        else:
+            out[name] = copy.deepcopy(key.default)
+    for k in open_keys:
+        if k in given:
+            out[k] = given[k]
+    return out
+
+
+# ----------------------------------------------------------------------------- shared sections
+INITIAL = {
+    "position": Key("floats", REQUIRED, "centre of the nuclear wavepacket, one entry per dof", "bohr"),
+    "momentum": Key("floats", REQUIRED, "mean nuclear momentum, one entry per dof", "a.u."),
+    "width": Key("floats", REQUIRED, "standard deviation of the nuclear density |chi|^2 per dof "
+                 "(wavepacket amplitude exp(-(x-x0)^2/(4 width^2)))", "bohr", check=all_positive),
+    "state": Key("int", 0, "initial adiabatic state (0 = lowest), pure electronic state"),
+    "sampling": Key("str", "wigner", "'wigner': Gaussian Wigner distribution (momentum std = "
+                    "1/(2 width)); 'fixed': every trajectory at the centre", choices=("wigner", "fixed")),
+}
+
+RUN = {
+    "trajectories": Key("int", REQUIRED, "number of trajectories in the swarm", check=positive),
+    "dt": Key("float", REQUIRED, "nuclear time step", "a.u. of time (1 a.u. = 0.02419 fs)",
+              check=positive),
+    "t_end": Key("float", REQUIRED, "final time", "a.u. of time", check=positive),
+    "stop": Key("str", "time", "'time': run to t_end; 'exit': stop (at the latest at t_end) once "
+                "every trajectory has |x_0| > exit_radius and moves outward", choices=("time", "exit")),
+    "exit_radius": Key("float", 0.0, "radius for stop = 'exit' along dof 0; 0 means the model's "
+                       "interaction radius", "bohr", check=non_negative),
+    "seed": Key("int", 0, "the one seed of the run; trajectory i draws from stream (seed, i)",
+                check=non_negative),
+    "electronic_substeps": Key("int", 1, "electronic substeps per nuclear step (H interpolated "
+                               "linearly in time between the step ends)", check=positive),
+}
+
+OUTPUT = {
+    "file": Key("str", "", "HDF5 output path (relative to the deck); default: deck name with .h5"),
+    "stride": Key("int", 10, "record ensemble averages every `stride` steps", check=positive),
+    "checkpoint_every": Key("int", 0, "write a restart checkpoint every K steps (0 = never)",
+                            check=non_negative),
+}
+
+MODEL_KEYS = {
+    "name": Key("str", None, "built-in model name"),
+    "file": Key("str", None, "Python file defining your own model (relative to the deck)"),
+    "class": Key("str", None, "Model subclass in `file`"),
+    "mass": Key("floats", None, "nuclear mass per dof (or one value for all)", "electron masses",
+                check=all_positive),
+}
+
+
+@dataclass
+class Deck:
+    """A validated deck: plain dicts per section, plus where it came from."""
+    model: dict
+    initial: dict
+    method: dict
+    run: dict
+    output: dict
+    exact: dict = field(default_factory=dict)
+    text: str = ""
+    path: Path | None = None
+
+    @property
+    def base_dir(self):
+        return self.path.parent if self.path is not None else Path.cwd()
+
+    def output_path(self, suffix=""):
+        f = self.output.get("file") or ""
+        if not f:
+            stem = self.path.stem if self.path is not None else "mqcd_run"
+            f = stem + suffix + ".h5"
+        p = Path(f)
+        return p if p.is_absolute() else self.base_dir / p
+
+    def as_dict(self):
+        return {"model": self.model, "initial": self.initial, "method": self.method,
+                "run": self.run, "output": self.output, "exact": self.exact}
+
+
+def _to_text(d: dict) -> str:
+    """Minimal TOML writer for decks given as dicts (so the output always stores deck text)."""
+    def val(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        return repr(v)
+    lines = []
+    for sec, body in d.items():
+        lines.append(f"[{sec}]")
+        for k, v in (body or {}).items():
+            if v is not None:
+                lines.append(f"{k} = {val(v)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+SECTIONS = ("model", "initial", "method", "run", "output", "exact")
+
+
+def read_deck(source, *, for_exact=False) -> Deck:
+    """Read and validate a deck from a path, a TOML string or a dict.
+
+    Everything that can be checked without running (types, ranges, names, model parameters,
+    method options, initial state range, dimensions) is checked here.
+    """
+    path = None
+    if isinstance(source, dict):
+        raw = copy.deepcopy(source)
+        text = _to_text(raw)
+    else:
+        p = Path(source)
+        if p.suffix == ".toml" or p.exists():
+            if not p.is_file():
+                raise DeckError(f"deck file {p} not found")
+            text = p.read_text()
+            path = p.resolve()
+        else:
+            text = str(source)
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise DeckError(f"deck {path or '<string>'} is not valid TOML: {exc}") from None
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise DeckError(f"unknown section(s) {unknown}; allowed: " + ", ".join(f"[{s}]" for s in SECTIONS))
+    for sec in ("model", "initial", "run") + (() if for_exact else ("method",)):
+        if sec not in raw:
+            raise DeckError(f"section [{sec}] is missing")
+
+    from ..models import build_model  # local import: models import nothing from io
+    from ..methods import method_schema
+    from ..exact import EXACT_KEYS
+
+    model_raw = raw["model"]
+    if not isinstance(model_raw, dict):
+        raise DeckError("[model] must be a table (section)")
+    base = {k: v for k, v in model_raw.items() if k in MODEL_KEYS}
+    base = validate_section("model", base, MODEL_KEYS)
+    params = {k: v for k, v in model_raw.items() if k not in MODEL_KEYS}
+    for k, v in params.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise DeckError(f"[model] {k} = {v!r}: model parameters are numbers")
+    try:
+        model = build_model({**{k: v for k, v in base.items() if v is not None}, **params},
+                            base_dir=path.parent if path else None)
+    except ValueError as exc:
+        raise DeckError(str(exc)) from None
+    model_sec = {**{k: v for k, v in base.items() if v is not None}, **params}
+
+    initial = validate_section("initial", raw["initial"], INITIAL)
+    for k in ("position", "momentum", "width"):
+        if len(initial[k]) != model.ndof:
+            raise DeckError(f"[initial] {k} has {len(initial[k])} entries; model '{model.name}' "
+                            f"has {model.ndof} nuclear degree(s) of freedom")
+    if not 0 <= initial["state"] < model.nstates:
+        raise DeckError(f"[initial] state = {initial['state']} is out of range; model "
+                        f"'{model.name}' has states 0..{model.nstates - 1}")
+
+    run = validate_section("run", raw["run"], RUN)
+    output = validate_section("output", raw.get("output", {}), OUTPUT)
+    method = {}
+    if "method" in raw:
+        mraw = raw["method"]
+        if not isinstance(mraw, dict) or "name" not in mraw:
+            raise DeckError("[method] name is required; allowed: " + ", ".join(method_schema()))
+        schemas = method_schema()
+        name = mraw["name"]
+        if name not in schemas:
+            raise DeckError(f"[method] name = '{name}' is not a known method; allowed: "
+                            + ", ".join(f"'{n}'" for n in schemas))
+        method = validate_section("method", {k: v for k, v in mraw.items() if k != "name"},
+                                  schemas[name])
+        method = {"name": name, **method}
+    exact = validate_section("exact", raw.get("exact", {}), EXACT_KEYS)
+    deck = Deck(model=model_sec, initial=initial, method=method, run=run, output=output,
+                exact=exact, text=text, path=path)
+    deck._model = model
+    return deck
+
+
+def deck_model(deck: Deck):
+    """The model instance built while validating ``deck``."""
+    return deck._model
