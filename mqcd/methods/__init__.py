@@ -1,5 +1,22 @@
-"""Mixed quantum-classical methods, each a short recipe of shared parts."""
+"""Mixed quantum-classical methods, each a short recipe of shared parts.
+
+Register a method by adding its class to ``METHODS``; its ``options`` dict declares its
+``[method]`` deck keys (see mqcd.io.deck.Key).
+"""
+from .base import Method
+from .ehrenfest import Ehrenfest
+
+METHODS = {cls.name: cls for cls in (Ehrenfest,)}
 
 
 def method_schema():
-    return {"ehrenfest": {}}
+    """{method name: {key: Key}} for deck validation and documentation."""
+    return {name: cls.options for name, cls in METHODS.items()}
+
+
+def build_method(deck, model):
+    opts = {k: v for k, v in deck.method.items() if k != "name"}
+    return METHODS[deck.method["name"]](opts, model, deck)
+
+
+__all__ = ["Method", "METHODS", "method_schema", "build_method"]

@@ -1,0 +1,109 @@
+"""Ensemble observables recorded during a swarm run (local sums reduced over MPI ranks).
+
+Each record stores, at time t: adiabatic and diabatic populations (ensemble mean of rho's
+diagonal), kinetic/potential/total energy means, the worst per-trajectory energy drift
+|E_i(t) - E_i(0)|, position and momentum means, the decoherence indicator (ensemble mean of
+sum_{n<m} |rho^ad_nm|^2), the smallest purity Tr(rho^2) and the largest trace error |Tr rho - 1|.
+"""
+import numpy as np
+from numba import njit
+
+from ..electronic.adiabatic import to_adiabatic
+
+UNITS = {
+    "time": "a.u. of time",
+    "populations/adiabatic": "1",
+    "populations/diabatic": "1",
+    "energy/total": "hartree",
+    "energy/kinetic": "hartree",
+    "energy/potential": "hartree",
+    "energy/drift_max": "hartree",
+    "nuclear/position_mean": "bohr",
+    "nuclear/momentum_mean": "a.u. (electron mass * bohr / a.u. time)",
+    "coherence/indicator": "1",
+    "diagnostics/purity_min": "1",
+    "diagnostics/trace_error_max": "1",
+    "trajectories/active": "1",
+}
+
+
+@njit(cache=True)
+def _rho_stats(rho_ad):
+    n, ns, _ = rho_ad.shape
+    pops = np.zeros(ns)
+    coh = 0.0
+    pmin = np.inf
+    terr = 0.0
+    for i in range(n):
+        tr = 0.0
+        pur = 0.0
+        for a in range(ns):
+            pops[a] += rho_ad[i, a, a].real
+            tr += rho_ad[i, a, a].real
+            for b in range(ns):
+                v = abs(rho_ad[i, a, b]) ** 2
+                pur += v
+                if b > a:
+                    coh += v
+        pmin = min(pmin, pur)
+        terr = max(terr, abs(tr - 1.0))
+    return pops, coh, pmin, terr
+
+
+class Recorder:
+    """Accumulates the time series of one run."""
+
+    def __init__(self, method, comm, ntraj_total):
+        self.method = method
+        self.comm = comm
+        self.n = ntraj_total
+        self.rows = []
+        self.extra = {}
+
+    def record(self, sw):
+        E, V = sw.ensure_adiabatic()
+        rho_ad = to_adiabatic(sw.rho, V)
+        pops, coh, pmin, terr = _rho_stats(rho_ad)
+        dia = np.einsum("nii->i", sw.rho).real
+        kin = sw.kinetic_energy()
+        pot = self.method.potential_energy(sw)
+        tot = kin + pot
+        if sw.E0 is None:
+            sw.E0 = tot.copy()
+        drift = np.max(np.abs(tot - sw.E0)) if sw.ntraj else 0.0
+        sums = self.comm.sum(np.concatenate([pops, dia, [kin.sum(), pot.sum(), coh],
+                                             sw.x.sum(0), sw.p.sum(0)]))
+        maxs = self.comm.max(np.array([drift, -pmin if sw.ntraj else -np.inf, terr]))
+        ns, D = pops.size, sw.x.shape[1]
+        s = sums / self.n
+        row = {"time": sw.t,
+               "populations/adiabatic": s[:ns], "populations/diabatic": s[ns:2 * ns],
+               "energy/kinetic": s[2 * ns], "energy/potential": s[2 * ns + 1],
+               "energy/total": s[2 * ns] + s[2 * ns + 1],
+               "coherence/indicator": s[2 * ns + 2],
+               "nuclear/position_mean": s[2 * ns + 3:2 * ns + 3 + D],
+               "nuclear/momentum_mean": s[2 * ns + 3 + D:],
+               "energy/drift_max": maxs[0], "diagnostics/purity_min": -maxs[1],
+               "diagnostics/trace_error_max": maxs[2]}
+        for name, (val, unit) in self.method.extra_records(sw, self.comm).items():
+            row[name] = val
+            self.extra[name] = unit
+        self.rows.append(row)
+
+    def to_result(self, result):
+        for name in self.rows[0]:
+            result.add(name, np.array([r[name] for r in self.rows]),
+                       UNITS.get(name, self.extra.get(name, "")))
+        return result
+
+
+def branching(x0, weights, comm, ntraj):
+    """Transmitted (x_0 > 0) and reflected (x_0 < 0) probability per adiabatic state.
+
+    weights (N, ns): per-trajectory state weights (populations for mean-field methods, the active
+    state for surface hopping). A trajectory exactly at x_0 = 0 counts half on each side.
+    """
+    side = np.where(x0 > 0, 1.0, np.where(x0 < 0, 0.0, 0.5))
+    t = comm.sum((side[:, None] * weights).sum(0)) / ntraj
+    r = comm.sum(((1.0 - side)[:, None] * weights).sum(0)) / ntraj
+    return t, r

@@ -1,0 +1,83 @@
+"""The method interface and the shared time step.
+
+A method is a short recipe of shared parts. The step every method takes is
+
+    p += dt/2 F;  x += dt p/M                     (velocity Verlet, first half)
+    H <- model(x)                                  (one model evaluation per step)
+    rho <- U rho U^dagger                          (exact unitary step, H interpolated between the
+                                                    step ends, plus the method's correction G)
+    F <- force(x, rho, ...);  p += dt/2 F          (velocity Verlet, second half)
+    events: hops, decoherence                      (surface hopping only)
+
+which is time-reversible and conserves the energy of the method to O(dt^2). A subclass chooses
+the parts: ``force`` (mean field, active surface, plus corrections), ``correction`` (a Hermitian
+operator added to H, from the swarm fields), ``events`` (hops, decoherence), and declares its deck
+keys in ``options``.
+"""
+import numpy as np
+
+from ..electronic.propagate import mean_field_energy, mean_field_force, propagate
+
+
+class Method:
+    """Base recipe: plain Ehrenfest parts; subclasses override what differs."""
+
+    name = ""
+    options: dict = {}
+    description = ""
+
+    def __init__(self, opts, model, deck):
+        self.opts = opts
+        self.model = model
+        self.deck = deck
+        self.nsub = deck.run["electronic_substeps"]
+
+    # ------------------------------------------------------------------ parts
+    def setup(self, sw):
+        """Prepare per-trajectory state before the first step (force at t = 0)."""
+        sw.F = np.zeros_like(sw.x)
+        self.force(sw)
+
+    def correction(self, sw):
+        """Hermitian operator (N, ns, ns) added to H during the electronic step, or None."""
+        return None
+
+    def electronic_step(self, sw, dt):
+        propagate(sw.rho, sw.H_prev, sw.H, dt, self.nsub, self.correction(sw))
+
+    def force(self, sw):
+        """Fill ``sw.F`` at the current positions (hartree/bohr)."""
+        mean_field_force(sw.rho, sw.dH, sw.F)
+
+    def events(self, sw, dt):
+        """Discontinuous events after the step (hops, decoherence)."""
+
+    def potential_energy(self, sw):
+        """Potential energy of each trajectory in this method's dynamics (hartree)."""
+        return mean_field_energy(sw.rho, sw.H)
+
+    def state_weights(self, sw):
+        """(N, ns) weight of each adiabatic state per trajectory, used for branching."""
+        from ..electronic.adiabatic import adiabatic_populations
+        _, V = sw.ensure_adiabatic()
+        return adiabatic_populations(sw.rho, V)
+
+    def extra_records(self, sw, comm):
+        """Extra per-record ensemble quantities: {name: (value, units)} (already reduced)."""
+        return {}
+
+    def final_records(self, sw, comm):
+        """Extra final datasets: {name: (array, units)} (gathered on the root)."""
+        return {}
+
+    # ------------------------------------------------------------------ the step
+    def step(self, sw, dt):
+        sw.p += (0.5 * dt) * sw.F
+        sw.x += dt * sw.p / sw.masses
+        sw.H, sw.H_prev = sw.H_prev, sw.H
+        self.model.evaluate_into(sw.x, sw.H, sw.dH)
+        sw.step += 1
+        self.electronic_step(sw, dt)
+        self.force(sw)
+        sw.p += (0.5 * dt) * sw.F
+        self.events(sw, dt)
