@@ -91,7 +91,7 @@ def run(deck, output=None, force=False, progress=False, comm=None) -> Result:
     if progress and comm.is_root:
         from tqdm import tqdm
         bar = tqdm(total=nsteps, unit="step", desc=f"{method.name}/{model.name}", leave=True,
-                   smoothing=0.1)
+                   smoothing=0.1, disable=None, mininterval=0.5)
     t_loop = time.perf_counter()
     stop_reason = "t_end"
     while sw.step < nsteps:

@@ -5,8 +5,9 @@ Register a method by adding its class to ``METHODS``; its ``options`` dict decla
 """
 from .base import Method
 from .ehrenfest import Ehrenfest
+from .fssh import FSSH
 
-METHODS = {cls.name: cls for cls in (Ehrenfest,)}
+METHODS = {cls.name: cls for cls in (Ehrenfest, FSSH)}
 
 
 def method_schema():

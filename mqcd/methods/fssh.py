@@ -1,0 +1,86 @@
+"""Fewest-switches surface hopping on the conditional density matrix.
+
+Recipe: electrons exactly as in Ehrenfest (shared electronic step); nuclei on the active adiabatic
+surface (``active_force``); after each step a hop from the exact population change (see
+mqcd.methods.hopping), a momentum adjustment, and a decoherence part (mqcd.methods.decoherence).
+"""
+import numpy as np
+
+from ..electronic.adiabatic import adiabatic_populations
+from ..ensemble.streams import STREAM_HOP, uniforms
+from ..io.deck import Key
+from .base import Method
+from .decoherence import SCHEMES, scheme_options
+from .hopping import FRUSTRATED, RESCALE, active_energy, active_force, adjust_momenta, choose_hops
+
+
+class FSSH(Method):
+    name = "fssh"
+    description = "fewest-switches surface hopping with decoherence corrections"
+    options = {
+        "rescale": Key("str", "nac", "momentum adjustment after a hop: along the derivative "
+                       "coupling ('nac') or along the momentum ('velocity')", choices=tuple(RESCALE)),
+        "frustrated": Key("str", "keep", "frustrated hops: 'keep' momentum, 'reverse' its component "
+                          "along d, or 'reverse_if_gradient' (Jasper-Truhlar)",
+                          choices=tuple(FRUSTRATED)),
+        "decoherence": Key("str", "none", "decoherence correction scheme", choices=tuple(SCHEMES)),
+        **scheme_options(),
+    }
+
+    def __init__(self, opts, model, deck):
+        super().__init__(opts, model, deck)
+        self.decoherence = SCHEMES[opts["decoherence"]](opts)
+        self.rescale = RESCALE[opts["rescale"]]
+        self.frustrated = FRUSTRATED[opts["frustrated"]]
+
+    def setup(self, sw):
+        super().setup(sw)
+        _, V = sw.ensure_adiabatic()
+        self.P = adiabatic_populations(sw.rho, V)
+        n = sw.ntraj
+        self.u = np.empty(n)
+        self.target = np.empty(n, np.int64)
+        self.accepted = np.zeros(n, np.bool_)
+        self.frust = np.zeros(n, np.bool_)
+        sw.counters.setdefault("hops", np.zeros(n, np.int64))
+        sw.counters.setdefault("frustrated", np.zeros(n, np.int64))
+
+    def force(self, sw):
+        _, V = sw.ensure_adiabatic()
+        active_force(sw.dH, V, sw.active, sw.F)
+
+    def potential_energy(self, sw):
+        E, _ = sw.ensure_adiabatic()
+        return active_energy(E, sw.active)
+
+    def events(self, sw, dt):
+        E, V = sw.ensure_adiabatic()
+        P1 = adiabatic_populations(sw.rho, V)
+        uniforms(sw.keys, sw.step, STREAM_HOP, self.u)
+        nhop = choose_hops(self.P, P1, sw.active, self.u, self.target)
+        if nhop:
+            nacc, _ = adjust_momenta(self.target, sw.active, sw.p, sw.masses, E, V, sw.dH,
+                                     self.rescale, self.frustrated, self.accepted, self.frust)
+            sw.counters["hops"] += self.accepted
+            sw.counters["frustrated"] += self.frust
+            if nacc:
+                self.force(sw)
+        else:
+            self.accepted[:] = False
+            self.frust[:] = False
+        self.decoherence.apply(sw, dt, self.accepted, self.target >= 0)
+        self.P = adiabatic_populations(sw.rho, V) if self.decoherence.name != "none" else P1
+
+    def state_weights(self, sw):
+        w = np.zeros((sw.ntraj, self.model.nstates))
+        w[np.arange(sw.ntraj), sw.active] = 1.0
+        return w
+
+    def extra_records(self, sw, comm):
+        counts = np.bincount(sw.active, minlength=self.model.nstates).astype(float)
+        return {"populations/active": (comm.sum(counts) / self.deck.run["trajectories"], "1")}
+
+    def final_records(self, sw, comm):
+        return {"final/active_state": (sw.active.copy(), "1"),
+                "final/hops": (sw.counters["hops"].copy(), "1"),
+                "final/frustrated_hops": (sw.counters["frustrated"].copy(), "1")}
