@@ -8,7 +8,6 @@ sum_{n<m} |rho^ad_nm|^2), the smallest purity Tr(rho^2) and the largest trace er
 import numpy as np
 from numba import njit
 
-from ..electronic.adiabatic import to_adiabatic
 
 UNITS = {
     "time": "a.u. of time",
@@ -28,26 +27,36 @@ UNITS = {
 
 
 @njit(cache=True)
-def _rho_stats(rho_ad):
-    n, ns, _ = rho_ad.shape
+def _rho_stats(rho, V):
+    """Adiabatic and diabatic population sums, coherence sum, min purity, max trace error."""
+    n, ns, _ = rho.shape
     pops = np.zeros(ns)
+    dia = np.zeros(ns)
     coh = 0.0
     pmin = np.inf
     terr = 0.0
+    ad = np.empty((ns, ns), dtype=np.complex128)
     for i in range(n):
         tr = 0.0
         pur = 0.0
         for a in range(ns):
-            pops[a] += rho_ad[i, a, a].real
-            tr += rho_ad[i, a, a].real
+            dia[a] += rho[i, a, a].real
+            tr += rho[i, a, a].real
             for b in range(ns):
-                v = abs(rho_ad[i, a, b]) ** 2
-                pur += v
-                if b > a:
-                    coh += v
+                pur += abs(rho[i, a, b]) ** 2
+        for a in range(ns):
+            for b in range(a, ns):
+                acc = 0j
+                for k in range(ns):
+                    for l in range(ns):
+                        acc += np.conj(V[i, k, a]) * rho[i, k, l] * V[i, l, b]
+                ad[a, b] = acc
+            pops[a] += ad[a, a].real
+            for b in range(a + 1, ns):
+                coh += abs(ad[a, b]) ** 2
         pmin = min(pmin, pur)
         terr = max(terr, abs(tr - 1.0))
-    return pops, coh, pmin, terr
+    return pops, dia, coh, pmin, terr
 
 
 class Recorder:
@@ -62,9 +71,7 @@ class Recorder:
 
     def record(self, sw):
         E, V = sw.ensure_adiabatic()
-        rho_ad = to_adiabatic(sw.rho, V)
-        pops, coh, pmin, terr = _rho_stats(rho_ad)
-        dia = np.einsum("nii->i", sw.rho).real
+        pops, dia, coh, pmin, terr = _rho_stats(sw.rho, V)
         kin = sw.kinetic_energy()
         pot = self.method.potential_energy(sw)
         tot = kin + pot

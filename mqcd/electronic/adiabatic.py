@@ -104,9 +104,20 @@ def to_diabatic(M, V):
 
 @njit(cache=True)
 def adiabatic_populations(rho, V):
-    """Diagonal of ``V^dagger rho V``: (N, ns) real."""
+    """Diagonal of ``V^dagger rho V``: (N, ns) real (unrolled for two states)."""
     n, ns, _ = rho.shape
-    out = np.zeros((n, ns))
+    out = np.empty((n, ns))
+    if ns == 2:
+        for i in range(n):
+            r00 = rho[i, 0, 0].real
+            r11 = rho[i, 1, 1].real
+            r10 = rho[i, 1, 0]
+            for a in range(2):
+                v0 = V[i, 0, a]
+                v1 = V[i, 1, a]
+                out[i, a] = (r00 * abs(v0) ** 2 + r11 * abs(v1) ** 2
+                             + 2.0 * (np.conj(v1) * r10 * v0).real)
+        return out
     for i in range(n):
         for a in range(ns):
             acc = 0.0

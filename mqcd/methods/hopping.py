@@ -37,6 +37,13 @@ def active_force(dH, V, active, F):
     n, D, ns, _ = dH.shape
     for i in range(n):
         a = active[i]
+        if ns == 2:
+            v0 = V[i, 0, a]
+            v1 = V[i, 1, a]
+            for k in range(D):
+                F[i, k] = -(dH[i, k, 0, 0].real * abs(v0) ** 2 + dH[i, k, 1, 1].real * abs(v1) ** 2
+                            + 2.0 * (np.conj(v1) * dH[i, k, 1, 0] * v0).real)
+            continue
         for k in range(D):
             acc = 0.0
             for p in range(ns):

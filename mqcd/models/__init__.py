@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import sys
 from pathlib import Path
 
 from .base import Model
@@ -29,6 +30,7 @@ def load_user_model(file, cls_name, base_dir=None):
         raise ValueError(f"[model] file = '{file}': no such file ({path})")
     spec = importlib.util.spec_from_file_location(f"mqcd_user_model_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module      # numba's cache of user kernels needs an importable module
     spec.loader.exec_module(module)
     cls = getattr(module, cls_name, None)
     if cls is None:
