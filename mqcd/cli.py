@@ -23,7 +23,18 @@ def _cmd_exact(a):
     deck = read_deck(a.deck, for_exact=True)
     out = Path(a.output) if a.output else deck.output_path("_exact" if not deck.output["file"] else "")
     check_writable(out, a.force)
-    res = run_exact(deck, progress=not a.quiet)
+    bar = None
+    if not a.quiet:
+        from tqdm import tqdm
+        bar = tqdm(total=deck.run["t_end"], unit="a.u.", desc="exact", disable=None,
+                   mininterval=0.5)
+
+    def progress(t, t_end):
+        if bar is not None:
+            bar.update(t - bar.n)
+    res = run_exact(deck, progress=progress)
+    if bar is not None:
+        bar.close()
     write_result(out, res, force=a.force)
     if not a.quiet:
         print(f"wrote {out}")

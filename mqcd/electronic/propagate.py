@@ -40,13 +40,14 @@ def _rotate(r0, r1, r2, ax, ay, az, tau):
 
 
 @njit(cache=True)
-def _propagate2(rho, H0, H1, G, use_g, dt, nsub):
+def _propagate2(rv, H0, H1, G, use_g, dt, nsub):
+    """Two-state step on the float view rv (N, 8) = (re, im) of rho00, rho01, rho10, rho11."""
     tau = dt / nsub
-    for i in range(rho.shape[0]):
-        r0 = 2.0 * rho[i, 0, 1].real
-        r1 = -2.0 * rho[i, 0, 1].imag
-        r2 = (rho[i, 0, 0] - rho[i, 1, 1]).real
-        tr = (rho[i, 0, 0] + rho[i, 1, 1]).real
+    for i in range(rv.shape[0]):
+        r0 = 2.0 * rv[i, 2]
+        r1 = -2.0 * rv[i, 3]
+        r2 = rv[i, 0] - rv[i, 6]
+        tr = rv[i, 0] + rv[i, 6]
         # Bloch vector of H at the two ends: a = (Re H10, Im H10, (H00 - H11)/2)
         bx0 = H0[i, 1, 0].real
         by0 = H0[i, 1, 0].imag
@@ -61,16 +62,22 @@ def _propagate2(rho, H0, H1, G, use_g, dt, nsub):
             gx = G[i, 1, 0].real
             gy = G[i, 1, 0].imag
             gz = 0.5 * (G[i, 0, 0].real - G[i, 1, 1].real)
-        for k in range(nsub):
-            s = (k + 0.5) / nsub
-            ax = bx0 + s * (bx1 - bx0) + gx
-            ay = by0 + s * (by1 - by0) + gy
-            az = bz0 + s * (bz1 - bz0) + gz
-            r0, r1, r2 = _rotate(r0, r1, r2, ax, ay, az, tau)
-        rho[i, 0, 0] = 0.5 * (tr + r2)
-        rho[i, 1, 1] = 0.5 * (tr - r2)
-        rho[i, 0, 1] = 0.5 * (r0 - 1j * r1)
-        rho[i, 1, 0] = 0.5 * (r0 + 1j * r1)
+        if nsub == 1:
+            r0, r1, r2 = _rotate(r0, r1, r2, 0.5 * (bx0 + bx1) + gx, 0.5 * (by0 + by1) + gy,
+                                 0.5 * (bz0 + bz1) + gz, tau)
+        else:
+            for k in range(nsub):
+                s = (k + 0.5) / nsub
+                r0, r1, r2 = _rotate(r0, r1, r2, bx0 + s * (bx1 - bx0) + gx,
+                                     by0 + s * (by1 - by0) + gy, bz0 + s * (bz1 - bz0) + gz, tau)
+        rv[i, 0] = 0.5 * (tr + r2)
+        rv[i, 1] = 0.0
+        rv[i, 6] = 0.5 * (tr - r2)
+        rv[i, 7] = 0.0
+        rv[i, 2] = 0.5 * r0
+        rv[i, 3] = -0.5 * r1
+        rv[i, 4] = 0.5 * r0
+        rv[i, 5] = 0.5 * r1
 
 
 @njit(cache=True)
@@ -106,7 +113,8 @@ def propagate(rho, H0, H1, dt, nsub=1, G=None):
     if G is None:
         G = np.zeros((1, 1, 1), dtype=np.complex128)
     if rho.shape[1] == 2:
-        _propagate2(rho, H0, H1, G, use_g, float(dt), int(nsub))
+        rv = rho.reshape(rho.shape[0], 4).view(np.float64)   # no copy: rho is C-contiguous
+        _propagate2(rv, H0, H1, G, use_g, float(dt), int(nsub))
     else:
         _propagaten(rho, H0, H1, G, use_g, float(dt), int(nsub))
     return rho
