@@ -11,7 +11,7 @@ def _cmd_run(a):
     from .io.deck import read_deck
     deck = read_deck(a.deck)
     out = Path(a.output) if a.output else deck.output_path()
-    res = run(deck, output=out, force=a.force, progress=not a.quiet)
+    res = run(deck, output=out, force=a.force, progress=not a.quiet, restart=a.restart)
     if res is not None and not a.quiet:
         print(f"wrote {out}  ({res.attrs['steps']} steps, {res.attrs['wall_time_s']:.2f} s)")
 
@@ -21,7 +21,8 @@ def _cmd_exact(a):
     from .io.deck import read_deck
     from .io.results import check_writable, write_result
     deck = read_deck(a.deck, for_exact=True)
-    out = Path(a.output) if a.output else deck.output_path("_exact" if not deck.output["file"] else "")
+    suffix = "" if deck.output["file"] or (deck.path and deck.path.stem.endswith("exact")) else "_exact"
+    out = Path(a.output) if a.output else deck.output_path(suffix)
     check_writable(out, a.force)
     bar = None
     if not a.quiet:
@@ -77,6 +78,9 @@ def main(argv=None):
     r.add_argument("-o", "--output", help="output HDF5 file (default: [output] file)")
     r.add_argument("--force", action="store_true", help="overwrite an existing output file")
     r.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    r.add_argument("--restart", action="store_true",
+                   help="continue from the checkpoint OUTPUT.ckpt (same deck; only [run] t_end, "
+                   "[run] on_nonfinite, [output] checkpoint_every may change)")
     r.set_defaults(func=_cmd_run)
 
     e = sub.add_parser("exact", help="exact grid quantum dynamics for the deck's model and packet")

@@ -144,6 +144,11 @@ RUN = {
                 check=non_negative),
     "electronic_substeps": Key("int", 1, "electronic substeps per nuclear step (H interpolated "
                                "linearly in time between the step ends)", check=positive),
+    "on_nonfinite": Key("str", "stop", "a trajectory whose x, p or rho becomes NaN/inf (checked "
+                        "every `stride` steps, before recording): 'stop' the run with a message "
+                        "naming it and write a checkpoint; 'drop' it from the swarm (ensemble "
+                        "means are then over the surviving trajectories; the count is written "
+                        "to diagnostics/dropped)", choices=("stop", "drop")),
 }
 
 OUTPUT = {
@@ -273,7 +278,10 @@ def read_deck(source, *, for_exact=False) -> Deck:
         raise DeckError(f"[initial] state = {initial['state']} is out of range; model "
                         f"'{model.name}' has states 0..{model.nstates - 1}")
 
-    run = validate_section("run", raw["run"], RUN)
+    run_schema = RUN
+    if for_exact:   # the grid reference has no swarm: trajectories is optional there
+        run_schema = {**RUN, "trajectories": Key("int", 1, RUN["trajectories"].doc, check=positive)}
+    run = validate_section("run", raw["run"], run_schema)
     output = validate_section("output", raw.get("output", {}), OUTPUT)
     method = {}
     if "method" in raw:
