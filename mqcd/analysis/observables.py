@@ -59,6 +59,41 @@ def _rho_stats(rho, V):
     return pops, dia, coh, pmin, terr
 
 
+@njit(cache=True)
+def _rho_rows(rho, V, rows):
+    """Per-trajectory contributions: rows[i, :ns] adiabatic and rows[i, ns:2ns] diabatic
+    populations, rows[i, 2ns + 2] the coherence sum (columns 2ns, 2ns+1 are left to the caller).
+    Returns the min purity and max trace error. The caller sums the rows with
+    ``comm.sum_rows`` (exact, so the means do not depend on the number of MPI ranks)."""
+    n, ns, _ = rho.shape
+    pmin = np.inf
+    terr = 0.0
+    ad = np.empty((ns, ns), dtype=np.complex128)
+    for i in range(n):
+        tr = 0.0
+        pur = 0.0
+        coh = 0.0
+        for a in range(ns):
+            rows[i, ns + a] = rho[i, a, a].real
+            tr += rho[i, a, a].real
+            for b in range(ns):
+                pur += abs(rho[i, a, b]) ** 2
+        for a in range(ns):
+            for b in range(a, ns):
+                acc = 0j
+                for k in range(ns):
+                    for l in range(ns):
+                        acc += np.conj(V[i, k, a]) * rho[i, k, l] * V[i, l, b]
+                ad[a, b] = acc
+            rows[i, a] = ad[a, a].real
+            for b in range(a + 1, ns):
+                coh += abs(ad[a, b]) ** 2
+        rows[i, 2 * ns + 2] = coh
+        pmin = min(pmin, pur)
+        terr = max(terr, abs(tr - 1.0))
+    return pmin, terr
+
+
 class Recorder:
     """Accumulates the time series of one run."""
 
@@ -71,17 +106,19 @@ class Recorder:
 
     def record(self, sw):
         E, V = sw.ensure_adiabatic()
-        pops, dia, coh, pmin, terr = _rho_stats(sw.rho, V)
+        ns, D = sw.rho.shape[1], sw.x.shape[1]
+        rows = np.empty((sw.ntraj, 2 * ns + 3 + 2 * D))
+        pmin, terr = _rho_rows(sw.rho, V, rows)
         kin = sw.kinetic_energy()
         pot = self.method.potential_energy(sw)
         tot = kin + pot
         if sw.E0 is None:
             sw.E0 = tot.copy()
         drift = np.max(np.abs(tot - sw.E0)) if sw.ntraj else 0.0
-        sums = self.comm.sum(np.concatenate([pops, dia, [kin.sum(), pot.sum(), coh],
-                                             sw.x.sum(0), sw.p.sum(0)]))
+        rows[:, 2 * ns], rows[:, 2 * ns + 1] = kin, pot
+        rows[:, 2 * ns + 3:2 * ns + 3 + D], rows[:, 2 * ns + 3 + D:] = sw.x, sw.p
+        sums = self.comm.sum_rows(rows)       # exact: independent of the MPI decomposition
         maxs = self.comm.max(np.array([drift, -pmin if sw.ntraj else -np.inf, terr]))
-        ns, D = pops.size, sw.x.shape[1]
         s = sums / self.n
         row = {"time": sw.t,
                "populations/adiabatic": s[:ns], "populations/diabatic": s[ns:2 * ns],
@@ -111,6 +148,6 @@ def branching(x0, weights, comm, ntraj):
     state for surface hopping). A trajectory exactly at x_0 = 0 counts half on each side.
     """
     side = np.where(x0 > 0, 1.0, np.where(x0 < 0, 0.0, 0.5))
-    t = comm.sum((side[:, None] * weights).sum(0)) / ntraj
-    r = comm.sum(((1.0 - side)[:, None] * weights).sum(0)) / ntraj
+    t = comm.sum_rows(side[:, None] * weights) / ntraj       # exact sums (rank independent)
+    r = comm.sum_rows((1.0 - side)[:, None] * weights) / ntraj
     return t, r

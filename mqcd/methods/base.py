@@ -70,6 +70,16 @@ class Method:
         """Extra final datasets: {name: (array, units)} (gathered on the root)."""
         return {}
 
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self):
+        """State the method keeps between steps, for checkpoints: {name: array whose first axis
+        is the local trajectory}. Gathered over ranks into the checkpoint, scattered back on
+        restart, and restricted to the survivors when trajectories are dropped."""
+        return {}
+
+    def load_state_dict(self, state):
+        """Restore what :meth:`state_dict` returned (this rank's rows); called after ``setup``."""
+
     # ------------------------------------------------------------------ the step
     def step(self, sw, dt):
         sw.p += (0.5 * dt) * sw.F

@@ -45,6 +45,17 @@ class FSSH(Method):
         sw.counters.setdefault("hops", np.zeros(n, np.int64))
         sw.counters.setdefault("frustrated", np.zeros(n, np.int64))
 
+    def state_dict(self):
+        return {"P": self.P}          # adiabatic populations after the last step (hop reference)
+
+    def load_state_dict(self, state):
+        self.P = np.array(state["P"])
+        n = self.P.shape[0]
+        self.u = np.empty(n)
+        self.target = np.empty(n, np.int64)
+        self.accepted = np.zeros(n, np.bool_)
+        self.frust = np.zeros(n, np.bool_)
+
     def force(self, sw):
         _, V = sw.ensure_adiabatic()
         active_force(sw.dH, V, sw.active, sw.F)
@@ -78,7 +89,8 @@ class FSSH(Method):
 
     def extra_records(self, sw, comm):
         counts = np.bincount(sw.active, minlength=self.model.nstates).astype(float)
-        return {"populations/active": (comm.sum(counts) / self.deck.run["trajectories"], "1")}
+        counts = comm.sum(counts)     # over the surviving trajectories (see [run] on_nonfinite)
+        return {"populations/active": (counts / max(counts.sum(), 1.0), "1")}
 
     def final_records(self, sw, comm):
         return {"final/active_state": (sw.active.copy(), "1"),

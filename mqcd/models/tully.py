@@ -2,7 +2,7 @@
 
 * ``tully1``, ``tully2``, ``tully3``: J. C. Tully, J. Chem. Phys. 93, 1061 (1990), standard
   parameters (simple avoided crossing, dual avoided crossing, extended coupling with reflection).
-* ``double_arch``: J. E. Subotnik and N. Shenvi, J. Chem. Phys. 134, 244114 (2011), the model on
+* ``double_arch``: J. E. Subotnik and N. Shenvi, J. Chem. Phys. 134, 024105 (2011) (the A-FSSH paper), the model on
   which Ehrenfest and plain FSSH fail (two coupling regions, interference).
 
 Couplings below ``FLUSH`` hartree are set to exactly zero so that far from the interaction region
