@@ -91,13 +91,16 @@ class _Runner:
     def __init__(self, deck, comm, ckpt):
         self.deck, self.comm, self.ckpt = deck, comm, ckpt
         self.model = deck_model(deck)
-        self.method = build_method(deck, self.model)
+        self.method = build_method(deck, self.model, self.comm)
         r = deck.run
         self.dt, self.ntraj = r["dt"], r["trajectories"]
         self.nsteps = _nsteps(r)
         self.stride = deck.output["stride"]
-        self.ckpt_every = deck.output["checkpoint_every"]
+        self.ckpt_every = deck.output["checkpoint_every"] if ckpt is not None else 0
         self.radius = r["exit_radius"] or self.model.interaction_radius
+        # coupled methods (fields over the whole swarm) can ask for the check after every step,
+        # so one failed trajectory cannot spread NaN through the fields before it is caught
+        self.check_each_step = bool(getattr(self.method, "nonfinite_check_every_step", False))
         self.n_alive = self.ntraj
         self.dropped = {"index": [], "time": [], "quantity": []}
         self.stop_reason = "t_end"
@@ -158,6 +161,8 @@ class _Runner:
             self.method.step(sw, self.dt)
             if sw.step % self.stride == 0:
                 self.stride_point()
+            elif self.check_each_step:
+                self.check_nonfinite()
                 if bar is not None:
                     bar.update(sw.step - bar.n)
                     el = time.perf_counter() - t_loop
@@ -204,11 +209,16 @@ class _Runner:
                 f"{self.stride} steps) in {idx.size} trajector{'y' if idx.size == 1 else 'ies'} "
                 f"(global index, quantity): {listing}")
         if self.deck.run["on_nonfinite"] == "stop":
-            self.save("nonfinite", post_step_done=False)
-            raise NonFiniteError(f"{what}. The run stopped and saved its state to {self.ckpt}. "
-                                 "Set [run] on_nonfinite = \"drop\" to remove such trajectories "
-                                 "(`mqcd run DECK --restart` then continues from the checkpoint), "
-                                 "or reduce dt / check the model (mqcd check-model DECK)")
+            if self.ckpt is not None:
+                self.save("nonfinite", post_step_done=False)
+                saved = (f"The run stopped and saved its state to {self.ckpt}. Set [run] "
+                         "on_nonfinite = \"drop\" to remove such trajectories (`mqcd run DECK "
+                         "--restart` then continues from the checkpoint)")
+            else:
+                saved = ("The run stopped (no checkpoint: no output file was given). Set [run] "
+                         "on_nonfinite = \"drop\" to remove such trajectories")
+            raise NonFiniteError(f"{what}. {saved}, or reduce dt / check the model "
+                                 "(mqcd check-model DECK)")
         keep = np.ones(sw.ntraj, np.bool_)
         keep[bad] = False
         self.select(keep)
@@ -233,7 +243,8 @@ class _Runner:
         sw.counters = {k: v[keep] for k, v in sw.counters.items()}
         state = self.method.state_dict()
         if state:
-            self.method.load_state_dict({k: np.ascontiguousarray(v[keep]) for k, v in state.items()})
+            self.method.load_state_dict({k: np.ascontiguousarray(v[keep])
+                                         for k, v in state.items()})
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, reason, post_step_done=True):
@@ -336,10 +347,11 @@ def run(deck, output=None, force=False, progress=False, comm=None, restart=False
         DeckError naming the change. The continued run gives bit-for-bit the result of an
         uninterrupted one. An existing output file is replaced.
     checkpoint : str | Path, optional
-        Checkpoint file; default ``OUTPUT.ckpt`` next to ``output`` (or next to the deck's
-        ``[output] file`` when ``output`` is None). Written every ``[output] checkpoint_every``
-        steps, at the end of the run when that is > 0, and when the run stops on non-finite
-        numbers (``[run] on_nonfinite = "stop"``).
+        Checkpoint file; default ``OUTPUT.ckpt`` next to ``output``, or, when ``output`` is None,
+        next to the deck file's ``[output] file``; a deck given as a dict or TOML text with no
+        ``output`` and no ``checkpoint`` writes no checkpoint (and cannot restart). Written every
+        ``[output] checkpoint_every`` steps, at the end of the run when that is > 0, and when
+        the run stops on non-finite numbers (``[run] on_nonfinite = "stop"``).
 
     Returns
     -------
@@ -359,17 +371,29 @@ def run(deck, output=None, force=False, progress=False, comm=None, restart=False
         raise DeckError("[method] section is missing (name = one of the methods); "
                         "for the grid reference use mqcd.exact / `mqcd exact`")
     comm = comm or get_comm()
-    with comm.guard():
-        return _run(deck, output, force, progress, comm, restart, checkpoint)
-
-
-def _run(deck, output, force, progress, comm, restart, checkpoint):
     t0 = time.perf_counter()
     if checkpoint is not None:
         ckpt = Path(checkpoint)
+    elif output is not None:
+        ckpt = checkpoint_path(output)
+    elif deck.path is not None:
+        ckpt = checkpoint_path(deck.output_path())
     else:
-        ckpt = checkpoint_path(output if output is not None else deck.output_path())
-    runner = _Runner(deck, comm, ckpt)
+        ckpt = None                              # library run of a dict/text deck: no files
+        if restart:
+            raise DeckError("restart=True needs the output file (or checkpoint=) of the run to "
+                            "continue: its checkpoint is OUTPUT.ckpt")
+    runner = _Runner(deck, comm, ckpt)         # deterministic: fails alike on every rank
+    try:
+        with comm.guard():
+            return _run(runner, output, force, progress, comm, restart, t0)
+    except Exception as exc:
+        exc.mqcd_rank = comm.rank              # lets a front end print rank 0's message only
+        raise
+
+
+def _run(runner, output, force, progress, comm, restart, t0):
+    deck, ckpt = runner.deck, runner.ckpt
     if restart:
         ck = comm.root_call(_load_for_restart, ckpt, deck, runner.nsteps, output, share=False)
         runner.restore(ck)
@@ -377,7 +401,10 @@ def _run(deck, output, force, progress, comm, restart, checkpoint):
     else:
         if output is not None:
             comm.root_call(check_writable, output, force)
-        if comm.is_root and deck.output["checkpoint_every"] and ckpt.exists():
+        if comm.is_root and deck.output["checkpoint_every"] and ckpt is None:
+            warnings.warn("[output] checkpoint_every is ignored: the deck is not a file and no "
+                          "output= or checkpoint= path was given", RuntimeWarning, stacklevel=3)
+        if comm.is_root and runner.ckpt_every and ckpt.exists():
             warnings.warn(f"starting afresh: the checkpoint {ckpt} of an earlier run will be "
                           "replaced (use --restart / restart=True to continue from it)",
                           RuntimeWarning, stacklevel=3)

@@ -120,7 +120,8 @@ def main(argv=None):
     try:
         rc = a.func(a)
     except (DeckError, FileExistsError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"mqcd {a.cmd}: error: {exc}", file=sys.stderr)
+        if getattr(exc, "mqcd_rank", 0) == 0:      # under MPI every rank raises; one reports
+            print(f"mqcd {a.cmd}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mqcd: interrupted", file=sys.stderr)

@@ -139,3 +139,30 @@ def test_idc_collapses_onto_the_new_active_state_at_each_hop():
             assert np.abs(P[idx, sw.active[idx]] - 1.0).max() < 1e-12
             seen += idx.size
     assert seen > 10
+
+
+def test_eigenvectors_normalised_for_couplings_near_underflow():
+    from mqcd.electronic.adiabatic import eigh
+    for c in (1e-156, 1e-170, 3e-200, 0.0):
+        H = np.array([[[0.0, c], [c, 0.05]], [[0.05, c], [c, 0.0]]])
+        E, V = eigh(H)
+        assert np.abs(np.einsum("nki,nkj->nij", V, V) - np.eye(2)).max() < 1e-15
+
+
+def test_edc_keeps_trace_and_positivity_with_round_off():
+    from mqcd.methods.decoherence.edc import _edc
+    rho = np.array([[[1.0 + 3e-15, 1e-9], [1e-9, 1e-17]], [[0.0, 0.0], [0.0, 1.0]]], complex)
+    tr0 = np.einsum("nii->n", rho).real.copy()
+    for _ in range(1000):
+        _edc(rho, np.array([[0.0, 0.05], [0.0, 0.05]]), np.array([1, 0]), np.array([1e-5, 1e-5]),
+             0.1, 0.5)
+    assert np.all(np.isfinite(rho))
+    assert np.abs(np.einsum("nii->n", rho).real - tr0).max() < 1e-15
+    assert np.all(np.linalg.eigvalsh(rho) > -1e-15)
+
+
+def test_edc_long_low_energy_run_conserves_trace():
+    """Regression: slow reflected trajectories on tully2 (k = 12) once drove the trace to NaN."""
+    res = mqcd.run(make_deck(method="fssh", model="tully2", k=12.0, ntraj=60, t_end=14000.0,
+                             decoherence="edc", seed=11))
+    assert res["diagnostics/trace_error_max"].max() < 1e-11

@@ -271,9 +271,10 @@ def main(argv=None):
            "(active-state fraction for surface hopping).\n", cone_text]
     if cone_fig:
         md.append(f"\n![conical2d](figures/{cone_fig.name})\n")
-    extra = ROOT / "docs" / "validation_notes.md"
-    if extra.exists():
-        md += ["", extra.read_text()]
+    for name in ("validation_findings.md", "validation_notes.md"):
+        extra = ROOT / "docs" / name
+        if extra.exists():
+            md += ["", extra.read_text()]
     out.write_text("\n".join(md) + "\n")
     log(f"wrote {out}")
     return 0

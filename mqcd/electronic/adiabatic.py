@@ -24,8 +24,8 @@ def _eigh2(H, E, V):
         ay = h10.imag
         az = 0.5 * (h00 - h11)
         a0 = 0.5 * (h00 + h11)
-        ap = math.sqrt(ax * ax + ay * ay)
-        r = math.sqrt(az * az + ap * ap)
+        ap = math.hypot(ax, ay)       # hypot: no underflow of tiny couplings (|V| = 1 exactly)
+        r = math.hypot(az, ap)
         E[i, 0] = a0 - r
         E[i, 1] = a0 + r
         if r == 0.0:

@@ -6,8 +6,9 @@ Register a method by adding its class to ``METHODS``; its ``options`` dict decla
 from .base import Method
 from .ehrenfest import Ehrenfest
 from .fssh import FSSH
+from .ladder import LADDER
 
-METHODS = {cls.name: cls for cls in (Ehrenfest, FSSH)}
+METHODS = {cls.name: cls for cls in (Ehrenfest, FSSH, *LADDER)}
 
 
 def method_schema():
@@ -15,9 +16,9 @@ def method_schema():
     return {name: cls.options for name, cls in METHODS.items()}
 
 
-def build_method(deck, model):
+def build_method(deck, model, comm=None):
     opts = {k: v for k, v in deck.method.items() if k != "name"}
-    return METHODS[deck.method["name"]](opts, model, deck)
+    return METHODS[deck.method["name"]](opts, model, deck, comm)
 
 
 __all__ = ["Method", "METHODS", "method_schema", "build_method"]

@@ -26,7 +26,9 @@ class Method:
     options: dict = {}
     description = ""
 
-    def __init__(self, opts, model, deck):
+    def __init__(self, opts, model, deck, comm=None):
+        from ..parallel import SerialComm
+        self.comm = comm or SerialComm()
         self.opts = opts
         self.model = model
         self.deck = deck

@@ -27,8 +27,8 @@ class FSSH(Method):
         **scheme_options(),
     }
 
-    def __init__(self, opts, model, deck):
-        super().__init__(opts, model, deck)
+    def __init__(self, opts, model, deck, comm=None):
+        super().__init__(opts, model, deck, comm)
         self.decoherence = SCHEMES[opts["decoherence"]](opts)
         self.rescale = RESCALE[opts["rescale"]]
         self.frustrated = FRUSTRATED[opts["frustrated"]]
@@ -57,6 +57,10 @@ class FSSH(Method):
         self.frust = np.zeros(n, np.bool_)
 
     def force(self, sw):
+        self.surface_force(sw)
+
+    def surface_force(self, sw):
+        """Force on the active adiabatic surface (also after hops)."""
         _, V = sw.ensure_adiabatic()
         active_force(sw.dH, V, sw.active, sw.F)
 
@@ -75,7 +79,7 @@ class FSSH(Method):
             sw.counters["hops"] += self.accepted
             sw.counters["frustrated"] += self.frust
             if nacc:
-                self.force(sw)
+                self.surface_force(sw)
         else:
             self.accepted[:] = False
             self.frust[:] = False

@@ -5,8 +5,9 @@
 * ``double_arch``: J. E. Subotnik and N. Shenvi, J. Chem. Phys. 134, 024105 (2011) (the A-FSSH paper), the model on
   which Ehrenfest and plain FSSH fail (two coupling regions, interference).
 
-Couplings below ``FLUSH`` hartree are set to exactly zero so that far from the interaction region
-no denormal numbers slow the kernels down (the neglected value is below 1e-300).
+Couplings below ``FLUSH`` = 1e-100 hartree are set to exactly zero, so that far from the interaction
+region neither they nor their squares are denormal numbers (which slow kernels down and lose
+precision in eigenvector normalisation); the neglected values are physically irrelevant.
 """
 import math
 
@@ -15,7 +16,7 @@ from numba import njit
 
 from .base import Model
 
-FLUSH = 1e-300
+FLUSH = 1e-100
 
 
 @njit(cache=True)

@@ -35,7 +35,8 @@ from .exactsum import finalize, local_accumulator
 
 
 def block_range(ntraj, size, rank):
-    """Contiguous block [start, stop) of trajectory indices owned by ``rank`` (sizes differ by <= 1)."""
+    """Contiguous block [start, stop) of trajectory indices owned by ``rank`` (sizes differ by
+    at most one)."""
     base, extra = divmod(ntraj, size)
     start = rank * base + min(rank, extra)
     return start, start + base + (1 if rank < extra else 0)
@@ -52,7 +53,7 @@ class CollectiveError(Exception):
 
 
 def mark_collective(exc):
-    """Mark ``exc`` as raised on every rank, so ``guard()`` lets it propagate instead of aborting."""
+    """Mark ``exc`` as raised on every rank: ``guard()`` lets it propagate instead of aborting."""
     try:
         exc.mqcd_collective = True
     except AttributeError:       # pragma: no cover - exotic exception types

@@ -1,0 +1,192 @@
+"""One entry point for Gaussian kernel sums over the swarm, with three interchangeable paths.
+
+``kernel_sums`` evaluates groups of ops (derivatives of the Gaussian, or Gaussian-weighted
+moments) applied to source fields, at target points, by
+
+* ``"pairs"``: all pairs, exact (the reference; O(N M));
+* ``"tree"``: ``scipy.spatial.cKDTree`` neighbour lists within ``cutoff`` bandwidths (any D);
+* ``"grid"``: B-spline deposition, FFT convolution with the analytic kernel transforms,
+  interpolation back (D <= 3; O(N + G log G)); see :mod:`mqcd.fields.grid`.
+
+The method choice for ``"auto"`` lives in :func:`choose_method`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bandwidth import class_ladder
+from .grid import grid_cells, grid_sums
+from .kernels import neighbour_fraction, neighbour_lists, pair_sums
+from .workspace import FRESH
+
+METHODS = ("auto", "grid", "tree", "pairs")
+
+#: swarm size below which all pairs beat the grid's fixed cost (measured with one thread on the
+#: development machine, need = density + rho2, two states; tools/bench_fields.py)
+PAIRS_BELOW = {1: 128, 2: 400, 3: 4000}
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Numerical settings of the kernel-sum paths (documented in :class:`FieldOptions`)."""
+
+    cutoff: float = 6.0
+    grid_spacing: float = 0.4
+    grid_order: int = 4
+    grid_pad: float = 6.0
+    class_ratio: float = 2.0 ** 0.0625
+    workers: int = 1
+
+
+class Group:
+    """A group of ops sharing one kernel.
+
+    Parameters
+    ----------
+    ops : (n_ops, D) multi-indices.
+    start, count : the ops apply to the source-field columns ``start : start + count``.
+    h : (D,) bandwidth (bohr) of the Gaussian.
+    kind : ``"deriv"`` (``sum_s F_s d^a K_h(x_t - x_s)``, units of ``F`` / bohr^(D + |a|)) or
+        ``"moment"`` (``sum_s F_s K_h(x_t - x_s) ((x_s - x_t)/h)^a``, units of ``F`` / bohr^D).
+    """
+
+    def __init__(self, ops, start, count, h, kind):
+        self.ops = np.asarray(ops, dtype=np.int64)
+        self.start = int(start)
+        self.count = int(count)
+        self.h = np.asarray(h, dtype=np.float64)
+        if kind not in ("deriv", "moment"):
+            raise ValueError("kind must be 'deriv' or 'moment'")
+        self.kind = kind
+
+
+def _flatten(groups):
+    ops = np.concatenate([g.ops for g in groups], axis=0)
+    kinds, hs, f0, nf, o0 = [], [], [], [], []
+    col = 0
+    for g in groups:
+        for _ in range(g.ops.shape[0]):
+            kinds.append(0 if g.kind == "deriv" else 1)
+            hs.append(g.h)
+            f0.append(g.start)
+            nf.append(g.count)
+            o0.append(col)
+            col += g.count
+    return (ops, np.array(kinds, dtype=np.int64), np.array(hs, dtype=np.float64).reshape(len(kinds), -1),
+            np.array(f0, dtype=np.int64), np.array(nf, dtype=np.int64), np.array(o0, dtype=np.int64), col)
+
+
+def kernel_sums(xt, xs, F, groups, method, settings: EngineSettings, lam=None, nbr=None, ws=FRESH):
+    """Kernel sums per group: list of ``(M, n_ops_g, count_g)`` views (see :func:`kernel_sums_flat`)."""
+    flat, offsets = kernel_sums_flat(xt, xs, F, groups, method, settings, lam=lam, nbr=nbr, ws=ws)
+    return [flat[:, o:o + g.ops.shape[0] * g.count].reshape(flat.shape[0], g.ops.shape[0], g.count)
+            for g, o in zip(groups, offsets)]
+
+
+def kernel_sums_flat(xt, xs, F, groups, method, settings: EngineSettings, lam=None, nbr=None,
+                     ws=FRESH):
+    """Kernel sums for several op groups (see :class:`Group`), at the targets.
+
+    Parameters
+    ----------
+    xt : (M, D) target positions; xs : (N, D) source positions (bohr).
+    F : (N, m) source fields (already multiplied by the trajectory weights).
+    groups : list of :class:`Group`.
+    method : ``"grid"``, ``"tree"`` or ``"pairs"``.
+    settings : :class:`EngineSettings`.
+    lam : (N,) per-source bandwidth factors (adaptive kernels: source ``s`` uses ``h * lam_s``;
+        moments stay in units of ``h``) or None.
+    nbr : precomputed CSR neighbour lists for the tree path; they must contain every pair within
+        ``cutoff * max(lam)`` bandwidths for every group's ``h`` (e.g. built with the elementwise
+        largest ``h``).
+    ws : :class:`~mqcd.fields.workspace.FieldWorkspace` for the output and grid buffers.
+
+    Returns ``(flat, offsets)``: ``flat`` is ``(M, n_cols)``; group ``g`` occupies the columns
+    ``offsets[g] : offsets[g] + n_ops_g * count_g`` laid out as ``(n_ops_g, count_g)``.
+
+    The grid path deposits ``F`` once for all groups; the pair paths run one pass per distinct
+    kernel (``h``, kind).
+    """
+    xt = np.ascontiguousarray(xt, dtype=np.float64)
+    xs = np.ascontiguousarray(xs, dtype=np.float64)
+    F = np.ascontiguousarray(F, dtype=np.float64)
+    N = xs.shape[0]
+    lam_arr = np.ones(N) if lam is None else np.asarray(lam, dtype=np.float64)
+    sizes = [g.ops.shape[0] * g.count for g in groups]
+    offsets = [int(v) for v in np.cumsum([0] + sizes)[:-1]]
+    full = ws.array("kernel_sums", (xt.shape[0], int(sum(sizes))))
+    if method == "grid":
+        if xs.shape[1] > 3:
+            raise ValueError("the grid path supports D <= 3")
+        ops, kinds, hs, f0, nf, o0, n_out = _flatten(groups)
+        if lam is None:
+            classes, cls, tau = np.array([1.0]), np.zeros(N, dtype=np.int64), np.zeros(N)
+        else:
+            classes, cls, tau = class_ladder(lam_arr, settings.class_ratio)
+        grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau,
+                  spacing=settings.grid_spacing, order=settings.grid_order, pad=settings.grid_pad,
+                  workers=settings.workers, out=full, ws=ws)
+        return full, offsets
+    if method not in ("pairs", "tree"):
+        raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
+    if method == "tree" and nbr is None:
+        hbig = np.max(np.stack([g.h for g in groups]), axis=0)
+        nbr = neighbour_lists(xt, xs, hbig, settings.cutoff * float(lam_arr.max()))
+    # one pair pass per distinct kernel
+    passes = {}
+    for gi, g in enumerate(groups):
+        passes.setdefault((g.kind, tuple(g.h.tolist())), []).append(gi)
+    for (kind, _), members in passes.items():
+        sub = [groups[i] for i in members]
+        ops, _, _, f0, nf, o0, n_out = _flatten(sub)
+        k = 0 if kind == "deriv" else 1
+        cut = settings.cutoff if method == "tree" else math.inf
+        flat = pair_sums(xt, xs, F, sub[0].h, lam_arr, k, ops, f0, nf, o0, n_out, cutoff=cut,
+                         nbr=nbr if method == "tree" else None)
+        col = 0
+        for i in members:
+            full[:, offsets[i]:offsets[i] + sizes[i]] = flat[:, col:col + sizes[i]]
+            col += sizes[i]
+    return full, offsets
+
+
+def choose_method(method, N, M, D, x, h_min, h_max, settings: EngineSettings, pairs_below,
+                  max_grid_cells, tree_max_fraction, n_classes=1):
+    """Resolve ``"auto"`` and check an explicit ``"grid"`` request.
+
+    * ``pairs`` if ``N * M < pairs_below**2`` (small swarms: no set-up cost);
+    * else ``grid`` if ``D <= 3`` and the grid needs at most ``max_grid_cells`` cells (times the
+      number of adaptive bandwidth classes);
+    * else ``tree``, unless a probe finds that on average more than ``tree_max_fraction`` of the
+      swarm lies within the cutoff of a target (wide bandwidths in many dimensions), where
+      building neighbour lists costs more than it saves: then ``pairs``.
+
+    Returns ``(method, reason)``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
+    if method in ("pairs", "tree"):
+        return method, "requested"
+    if method == "grid" and D > 3:
+        raise ValueError("method='grid' supports D <= 3; use 'tree' or 'auto'")
+    if pairs_below is None:
+        pairs_below = PAIRS_BELOW.get(D, PAIRS_BELOW[3])
+    if method == "auto" and float(N) * float(M) < float(pairs_below) ** 2:
+        return "pairs", f"N*M < pairs_below^2 ({pairs_below}^2)"
+    why = "D > 3"
+    if D <= 3:
+        cells = grid_cells(x, h_min, h_max, settings.grid_spacing, settings.grid_pad,
+                           settings.grid_order) * int(n_classes)
+        if cells <= max_grid_cells:
+            return "grid", ("requested; " if method == "grid" else "") + f"D <= 3, {cells} grid cells"
+        why = f"grid would need {cells} > max_grid_cells = {max_grid_cells} cells"
+        if method == "grid":
+            raise ValueError(f"method='grid': {why} (bandwidth classes included); raise "
+                             "max_grid_cells, coarsen grid_spacing, or use 'tree'/'auto'")
+    frac = neighbour_fraction(x, x, h_max, settings.cutoff)
+    if frac > tree_max_fraction:
+        return "pairs", f"{why}; neighbour fraction {frac:.2f} > tree_max_fraction"
+    return "tree", f"{why}; neighbour fraction {frac:.2f}"

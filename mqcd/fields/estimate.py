@@ -1,0 +1,624 @@
+"""Swarm fields at the trajectory positions: density, log-density derivatives and the smoothed
+conditional electronic density matrix with its first and second spatial derivatives.
+
+Estimators (``w_I``: trajectory weights normalised to 1, ``K_h``: normalised product Gaussian):
+
+* density: ``n(x) = sum_I w_I K_{h_n lam_I}(x - x_I)`` (integrates to 1); its derivatives are the
+  same sums with derivatives of the kernel, combined into ``d ln n``, ``d d ln n``, ``d d d ln n``;
+* rho field: local quadratic (``order = 2``) Gaussian-weighted regression of the trajectories'
+  ``rho_I`` with bandwidth ``h_r lam_I`` (see :mod:`mqcd.fields.regression`), Hermitian by
+  construction, trace exactly 1, derivatives exactly traceless.
+
+Bandwidths follow :mod:`mqcd.fields.bandwidth` (normal-reference rules with the Fisher-information
+spread :func:`fisher_spread`; cross-validated multipliers in :mod:`mqcd.fields.crossval`); the
+kernel sums are computed by one of three interchangeable paths (:mod:`mqcd.fields.engine`).
+``docs/theory/fields.md`` has the derivations, tolerances and measured cost.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import numpy as np
+from numba import njit, prange
+
+from .bandwidth import abramson_factors, bandwidth, effective_count, normal_reference_constant, spread
+from .engine import METHODS, EngineSettings, Group, choose_method, kernel_sums, kernel_sums_flat
+from .kernels import neighbour_lists
+from .multiindex import full_symmetric_index, multi_indices
+from .regression import gram_index, solve_from_columns
+from .workspace import FRESH, FieldWorkspace
+
+NEED_TOKENS = ("density", "logn2", "logn3", "rho", "rho2")
+DEFAULT_NEED = ("density", "rho2")
+
+
+@dataclass
+class FieldOptions:
+    """Options of :func:`estimate_fields` (every numerical constant of the estimators).
+
+    Attributes
+    ----------
+    method : ``"auto" | "grid" | "tree" | "pairs"``
+        ``"auto"``: pairs when ``N * M < pairs_below**2``, grid for ``D <= 3`` (unless it would need
+        more than ``max_grid_cells`` cells), otherwise tree (or pairs when more than
+        ``tree_max_fraction`` of the swarm lies within the cutoff).
+    density_deriv : int, default 1
+        Derivative order the density bandwidth is tuned for: ``h_n ~ N^(-1/(D + 2 r + 4))``
+        (1: optimal for ``grad ln n``, the osmotic velocity; 3: for the quantum force).
+    density_scale : float or ``"cv"``, default 1.0
+        Multiplier of the normal-reference density bandwidth. ``"cv"``: chosen on every call by
+        least-squares cross-validation (:func:`mqcd.fields.crossval.select_density_scale`, 11
+        candidates, two kernel sums each); for densities far from Gaussian packets.
+    regression_deriv : int, default 2
+        Derivative order the regression bandwidth is tuned for (2: second derivatives of rho,
+        ``h_r ~ N^(-1/(D+8))``).
+    regression_scale : float or ``"cv"``, default 1.0
+        Multiplier of the normal-reference regression bandwidth. ``"cv"``: chosen on every call by
+        leave-one-out cross-validation (:func:`mqcd.fields.crossval.select_regression_scale`, eight
+        extra regressions); much smaller bandwidths win when the trajectories' rho is a
+        single-valued function of x.
+    spread : ``"fisher" | "std" | "silverman"``, default ``"fisher"``
+        Per-dof spread entering the bandwidth rule (:mod:`mqcd.fields.bandwidth`); ``"fisher"``
+        (:func:`fisher_spread`) equals the standard deviation for Gaussian swarms and the packet
+        width for swarms split into separated packets.
+    spread_iterations : int, default 2
+        Pilot passes of the Fisher-information spread (measured: within 1 % of the fixed point
+        after two passes on Gaussian, bimodal and split swarms).
+    spread_sample : int, default 20000
+        The Fisher-information spread is computed from every k-th trajectory, at most this many
+        (a swarm average: its sampling error is below 1 % there; keeps the cost independent of N).
+    spread_sample_pairs : int, default 2000
+        The same cap when the pilot runs on the pair or tree path (cost ``O(sample^2)`` per pass;
+        sampling error of the spread about 2 %).
+    h_density, h_regression : None or (D,) array (bohr)
+        Explicit bandwidths overriding the rules.
+    order : int, default 2
+        Degree of the local polynomial (1: local linear, no second derivatives; 2: local quadratic).
+    ridge : float, default 0.1
+        Ridge on the non-constant regression coefficients (dimensionless: offsets in units of
+        ``h_r``), measured in trajectories: the penalty equals the kernel weight of ``ridge``
+        trajectories sitting at the target. Relative bias of the derivatives about
+        ``ridge / n_loc`` with ``n_loc = N_eff n(x) (2 pi)^(D/2) prod(h_r)`` the effective number
+        of trajectories under the kernel: negligible in the bulk of a large swarm, strong damping
+        where only a few trajectories inform the fit (the swarm's edge).
+    adaptive : bool, default False
+        Abramson sample-point adaptive bandwidths ``h lam_I`` for both the density and the
+        regression, ``lam_I = (n_pilot(x_I)/g)^(-adaptive_alpha)`` from a fixed-bandwidth pilot.
+    adaptive_alpha : float, default 0.5
+        Abramson's sensitivity exponent.
+    adaptive_lam_max : float, default 4.0
+        ``lam_I`` is clipped to ``[1/adaptive_lam_max, adaptive_lam_max]``: bounds the dynamic range
+        of the kernels (and, on the grid path, the number of bandwidth classes and the padding),
+        so isolated tail trajectories get at most 4 times the global bandwidth.
+    cutoff : float, default 6.0
+        Tree path: pairs beyond ``cutoff`` (scaled) bandwidths are dropped (``exp(-18) = 1.5e-8``
+        of the kernel peak).
+    grid_spacing : float, default 0.4
+        Grid path: spacing in units of the smallest bandwidth in use (``<= 0.5``). The grid error
+        falls like ``spacing^4``: relative to the all-pairs sums about 1e-3 at 0.4, 6e-4 at 1/3,
+        4e-3 at 0.5 (bulk, 1-3 D, docs/theory/fields.md); in 3-D the cost grows like
+        ``spacing^-3``.
+    grid_order : int, default 4
+        Grid path: B-spline order of deposition/interpolation (2 = cloud-in-cell, 4 = cubic).
+    grid_pad : float, default 6.0
+        Grid path: periodic padding in (largest) bandwidths; the periodic images of a kernel are
+        ``exp(-18) = 1.5e-8`` of its peak, far below the grid tolerance.
+    class_ratio : float, default 2**(1/16)
+        Grid path with ``adaptive``: ratio of neighbouring bandwidth classes. The grid-vs-pairs
+        difference of the adaptive estimates grows like ``(class_ratio - 1)^2``: about 4e-3
+        (relative, second derivatives of rho) at 2^(1/16), 2.4e-2 at 2^(1/8).
+    pairs_below : int or None, default None
+        ``"auto"`` uses all pairs when ``N * M < pairs_below**2``. None: the crossover measured on
+        the development machine (2-core EPYC, one thread) between the all-pairs cost and the
+        grid's fixed (FFT) cost: 128 (D = 1), 400 (D = 2), 4000 (D >= 3).
+    max_grid_cells : int, default 2**22
+        ``"auto"`` does not use the grid above this many cells (32 MiB per grid field).
+    tree_max_fraction : float, default 0.3
+        ``"auto"`` prefers all pairs to the tree when a probe finds more than this fraction of the
+        swarm within the cutoff of a trajectory (measured: building the lists costs about as much
+        per neighbour pair as the kernel work of all pairs at this fraction).
+    workers : int, default 1
+        Threads for ``scipy.fft``.
+    """
+
+    method: str = "auto"
+    density_deriv: int = 1
+    density_scale: Union[float, str] = 1.0
+    regression_deriv: int = 2
+    regression_scale: Union[float, str] = 1.0
+    spread: str = "fisher"
+    spread_iterations: int = 2
+    spread_sample: int = 20000
+    spread_sample_pairs: int = 2000
+    h_density: Optional[np.ndarray] = None
+    h_regression: Optional[np.ndarray] = None
+    order: int = 2
+    ridge: float = 0.1
+    adaptive: bool = False
+    adaptive_alpha: float = 0.5
+    adaptive_lam_max: float = 4.0
+    cutoff: float = 6.0
+    grid_spacing: float = 0.4
+    grid_order: int = 4
+    grid_pad: float = 6.0
+    class_ratio: float = 2.0 ** 0.0625
+    pairs_below: Optional[int] = None
+    max_grid_cells: int = 1 << 22
+    tree_max_fraction: float = 0.3
+    workers: int = 1
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.order not in (1, 2):
+            raise ValueError("order must be 1 (local linear) or 2 (local quadratic)")
+        for name in ("density_scale", "regression_scale"):
+            v = getattr(self, name)
+            if not (v == "cv" or (isinstance(v, (int, float)) and v > 0)):
+                raise ValueError(f"{name} must be a positive number or 'cv'")
+        for name in ("cutoff", "grid_pad", "adaptive_lam_max", "class_ratio"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+        if self.class_ratio <= 1.0:
+            raise ValueError("class_ratio must exceed 1")
+        if self.ridge < 0:
+            raise ValueError("ridge must be >= 0")
+        if not 0 < self.grid_spacing <= 0.5:
+            raise ValueError("grid_spacing must be in (0, 0.5]")
+        if self.grid_order not in (2, 3, 4):
+            raise ValueError("grid_order must be 2, 3 or 4")
+        if self.spread not in ("fisher", "std", "silverman"):
+            raise ValueError("spread must be 'fisher', 'std' or 'silverman'")
+        if self.spread_iterations < 1:
+            raise ValueError("spread_iterations must be >= 1")
+        if self.density_deriv < 0 or self.regression_deriv < 0:
+            raise ValueError("density_deriv and regression_deriv must be >= 0")
+
+    def engine(self) -> EngineSettings:
+        return EngineSettings(cutoff=float(self.cutoff), grid_spacing=float(self.grid_spacing),
+                              grid_order=int(self.grid_order), grid_pad=float(self.grid_pad),
+                              class_ratio=float(self.class_ratio), workers=int(self.workers))
+
+
+@dataclass
+class FieldEstimate:
+    """Fields estimated from the swarm at ``M`` evaluation points (the trajectories by default).
+
+    Attributes (atomic units; ``None`` where not requested)
+    -------------------------------------------------------
+    n : (M,) nuclear density (bohr^-D), integrates to 1.
+    dlogn : (M, D) ``d_j ln n`` (bohr^-1).
+    d2logn : (M, D, D) ``d_j d_k ln n`` (bohr^-2), symmetric.
+    d3logn : (M, D, D, D) ``d_j d_k d_l ln n`` (bohr^-3), fully symmetric.
+    rho : (M, ns, ns) complex smoothed rho field (Hermitian, trace 1).
+    drho : (M, D, ns, ns) complex ``d_j rho`` (bohr^-1), Hermitian, traceless.
+    d2rho : (M, D, D, ns, ns) complex ``d_j d_k rho`` (bohr^-2), Hermitian, traceless, symmetric in j, k.
+    h_density, h_regression : (D,) bandwidths used (bohr), before adaptive factors.
+    lam : (N,) adaptive bandwidth factors or None.
+    method : path used (``"grid"``, ``"tree"``, ``"pairs"``); method_reason : why.
+    masses : (D,) masses (electron masses) if given, used by :meth:`geometry`.
+    options : the :class:`FieldOptions` used; weights : (N,) normalised trajectory weights.
+    extra : scales chosen by cross-validation (``"density_scale"``, ``"regression_scale"``).
+    """
+
+    n: Optional[np.ndarray] = None
+    dlogn: Optional[np.ndarray] = None
+    d2logn: Optional[np.ndarray] = None
+    d3logn: Optional[np.ndarray] = None
+    rho: Optional[np.ndarray] = None
+    drho: Optional[np.ndarray] = None
+    d2rho: Optional[np.ndarray] = None
+    h_density: Optional[np.ndarray] = None
+    h_regression: Optional[np.ndarray] = None
+    lam: Optional[np.ndarray] = None
+    method: str = ""
+    method_reason: str = ""
+    masses: Optional[np.ndarray] = None
+    options: Optional["FieldOptions"] = None
+    weights: Optional[np.ndarray] = None
+    extra: dict = field(default_factory=dict)
+
+    def geometry(self, masses=None, workspace=None):
+        """Geometric quantities and corrections from these fields
+        (:func:`mqcd.electronic.geometry.geometry_from_fields`; ``workspace`` as there)."""
+        from ..electronic.geometry import geometry_from_fields
+        m = self.masses if masses is None else np.asarray(masses, dtype=np.float64)
+        if m is None:
+            raise ValueError("masses are needed (pass them here or to estimate_fields)")
+        return geometry_from_fields(self, m, workspace=workspace)
+
+
+# --------------------------------------------------------------------------- Hermitian packing
+# Real components of an ns x ns Hermitian matrix, in this order: the ns diagonal entries, then
+# Re and Im of the upper triangle (row-major), ns^2 numbers in all.
+@njit(cache=True)
+def _pack(rho, w, F, col0):
+    N, ns, _ = rho.shape
+    nu = ns * (ns - 1) // 2
+    for i in range(N):
+        wi = w[i]
+        for a in range(ns):
+            F[i, col0 + a] = wi * rho[i, a, a].real
+        k = 0
+        for a in range(ns):
+            for b in range(a + 1, ns):
+                z = rho[i, a, b]
+                F[i, col0 + ns + k] = wi * z.real
+                F[i, col0 + ns + nu + k] = wi * z.imag
+                k += 1
+
+
+@njit(cache=True)
+def _unpack(v, ns):
+    R = v.shape[0]
+    nu = ns * (ns - 1) // 2
+    out = np.empty((R, ns, ns), dtype=np.complex128)
+    for i in range(R):
+        for a in range(ns):
+            out[i, a, a] = v[i, a]
+        k = 0
+        for a in range(ns):
+            for b in range(a + 1, ns):
+                z = complex(v[i, ns + k], v[i, ns + nu + k])
+                out[i, a, b] = z
+                out[i, b, a] = z.conjugate()
+                k += 1
+    return out
+
+
+@njit(cache=True, inline="always")
+def _put(dst, beta, t, p, sc, ns, nu):
+    """Unpack coefficient row ``beta[t, p, :]`` times ``sc`` into the Hermitian matrix ``dst``."""
+    for a in range(ns):
+        dst[a, a] = beta[t, p, a] * sc
+    q = 0
+    for a in range(ns):
+        for b in range(a + 1, ns):
+            re = beta[t, p, ns + q] * sc
+            im = beta[t, p, ns + nu + q] * sc
+            dst[a, b] = complex(re, im)
+            dst[b, a] = complex(re, -im)
+            q += 1
+
+
+@njit(parallel=True, cache=True)
+def _assemble(beta, typ, jj, kk, scale, ns, D, want2, f0, f1, f2):
+    """Coefficients ``(M, P, ns^2)`` -> complex value ``f0``, first ``f1`` and second ``f2``
+    derivatives (written in place)."""
+    M, P, _ = beta.shape
+    nu = ns * (ns - 1) // 2
+    for t in prange(M):
+        _put(f0[t], beta, t, 0, 1.0, ns, nu)
+        for p in range(1, 1 + D):
+            _put(f1[t, jj[p]], beta, t, p, scale[p], ns, nu)
+        if want2:
+            for p in range(1 + D, P):
+                j = jj[p]
+                k = kk[p]
+                _put(f2[t, j, k], beta, t, p, scale[p], ns, nu)
+                if k != j:
+                    f2[t, k, j] = f2[t, j, k]
+
+
+def _assembly_tables(D, order, h):
+    """Per basis function: type (0 value, 1 first, 2 second derivative), dofs and scale factor."""
+    basis = multi_indices(D, order)
+    P = basis.shape[0]
+    typ = np.zeros(P, dtype=np.int64)
+    jj = np.zeros(P, dtype=np.int64)
+    kk = np.zeros(P, dtype=np.int64)
+    scale = np.ones(P)
+    for p in range(P):
+        nz = [j for j in range(D) for _ in range(int(basis[p, j]))]
+        typ[p] = len(nz)
+        if len(nz) == 1:
+            jj[p] = kk[p] = nz[0]
+            scale[p] = 1.0 / h[nz[0]]
+        elif len(nz) == 2:
+            jj[p], kk[p] = nz
+            scale[p] = (2.0 if nz[0] == nz[1] else 1.0) / (h[nz[0]] * h[nz[1]])
+    return typ, jj, kk, scale
+
+
+def pack_hermitian(rho):
+    """``(N, ns, ns)`` complex Hermitian -> ``(N, ns^2)`` real: diagonal, Re upper, Im upper
+    (only the upper triangle is read)."""
+    rho = np.ascontiguousarray(rho, dtype=np.complex128)
+    F = np.empty((rho.shape[0], rho.shape[1] ** 2))
+    _pack(rho, np.ones(rho.shape[0]), F, 0)
+    return F
+
+
+def unpack_hermitian(v, ns):
+    """Inverse of :func:`pack_hermitian` on the last axis: ``(..., ns^2)`` -> ``(..., ns, ns)``."""
+    v = np.asarray(v, dtype=np.float64)
+    lead = v.shape[:-1]
+    out = _unpack(np.ascontiguousarray(v.reshape(-1, ns * ns)), ns)
+    return out.reshape(lead + (ns, ns))
+
+
+# --------------------------------------------------------------------------- main entry
+def _parse_need(need):
+    if isinstance(need, str):
+        need = (need,)
+    need = set(need)
+    bad = need - set(NEED_TOKENS)
+    if bad:
+        raise ValueError(f"unknown need {sorted(bad)}; allowed {NEED_TOKENS}")
+    if "rho2" in need:
+        need.add("rho")
+    dens_order = 0
+    if "density" in need:
+        dens_order = 1
+    if "logn2" in need:
+        dens_order = 2
+    if "logn3" in need:
+        dens_order = 3
+    return need, dens_order
+
+
+def log_derivatives(D0, D1, D2=None, D3=None):
+    """``ln n`` derivatives from density derivatives (plain numpy reference form).
+
+    ``D0`` (M,), ``D1`` (M, D), ``D2`` (M, D, D), ``D3`` (M, D, D, D): ``n`` and its derivatives.
+    Returns ``(l1, l2, l3)`` with ``l2``/``l3`` None when the inputs are None::
+
+        l_i = n_i / n,   l_ij = n_ij / n - l_i l_j,
+        l_ijk = n_ijk / n - (n_ij l_k + n_ik l_j + n_jk l_i) / n + 2 l_i l_j l_k
+    """
+    l1 = D1 / D0[:, None]
+    l2 = l3 = None
+    if D2 is not None:
+        m2 = D2 / D0[:, None, None]
+        l2 = m2 - l1[:, :, None] * l1[:, None, :]
+        if D3 is not None:
+            c3 = D3 / D0[:, None, None, None]
+            sym = (m2[:, :, :, None] * l1[:, None, None, :] + m2[:, :, None, :] * l1[:, None, :, None]
+                   + m2[:, None, :, :] * l1[:, :, None, None])
+            l3 = c3 - sym + 2.0 * l1[:, :, None, None] * l1[:, None, :, None] * l1[:, None, None, :]
+    return l1, l2, l3
+
+
+@njit(parallel=True, cache=True)
+def _log_derivatives(S, i2, i3, order, n, l1, l2, l3):
+    """Same as :func:`log_derivatives` from the density op sums ``S`` (M, n_ops) (ops in graded
+    order: ``S[:, 0] = n``, ``S[:, 1 + j] = d_j n``, ``i2``/``i3`` index the higher ones)."""
+    M = S.shape[0]
+    D = l1.shape[1]
+    for t in prange(M):
+        n0 = S[t, 0]
+        r = 1.0 / n0
+        n[t] = n0
+        for i in range(D):
+            l1[t, i] = S[t, 1 + i] * r
+        if order >= 2:
+            for i in range(D):
+                for j in range(D):
+                    l2[t, i, j] = S[t, i2[i, j]] * r - l1[t, i] * l1[t, j]
+        if order >= 3:
+            for i in range(D):
+                for j in range(D):
+                    mij = S[t, i2[i, j]] * r
+                    for k in range(D):
+                        l3[t, i, j, k] = (S[t, i3[i, j, k]] * r
+                                          - mij * l1[t, k] - S[t, i2[i, k]] * r * l1[t, j]
+                                          - S[t, i2[j, k]] * r * l1[t, i]
+                                          + 2.0 * l1[t, i] * l1[t, j] * l1[t, k])
+
+
+def fisher_spread(x, w, neff, opts: Optional["FieldOptions"] = None, iterations=None):
+    """Per-dof spread ``s_j = (F_j)^(-1/2)`` from the Fisher information of the swarm density.
+
+    ``F_j = int n (d_j ln n)^2 = int n (-d_j^2 ln n)`` equals ``1/sigma_j^2`` for a Gaussian, so
+    the normal-reference rule is unchanged for Gaussian swarms; for a swarm split into separated
+    packets it is a (harmonic) mean of the packet widths instead of their separation. Estimated as
+    ``F_j = sum_I w_I (-d_j^2 ln n_p(x_I))`` with a pilot kernel density ``n_p`` of bandwidth
+    ``h_p`` (second-derivative rule, ``r = 2``); the pilot's own smoothing is removed exactly for
+    Gaussian data by ``s_j^2 = 1 / F_j - h_p,j^2``. Starts from the standard deviation and repeats
+    ``iterations`` times (the pilot bandwidth follows the current ``s``). If the estimate is not
+    positive in some dof (no curvature information, e.g. a nearly uniform swarm) that dof keeps its
+    previous value.
+
+    Parameters: x (N, D) positions; w (N,) normalised weights; neff effective count; opts
+    (method and numerical settings of the pilot passes); iterations (default
+    ``opts.spread_iterations``).
+
+    Returns ``(s (D,), history list of (D,) arrays)``.
+    """
+    opts = FieldOptions() if opts is None else opts
+    settings = opts.engine()
+    iterations = opts.spread_iterations if iterations is None else int(iterations)
+    N, D = x.shape
+    s = spread(x, w, "std")
+    hp0 = normal_reference_constant(D, 2) * s * neff ** (-1.0 / (D + 8))
+    method0, _ = choose_method(opts.method, N, N, D, x, hp0, hp0, settings, opts.pairs_below,
+                               opts.max_grid_cells, opts.tree_max_fraction)
+    cap = opts.spread_sample if method0 == "grid" else opts.spread_sample_pairs
+    if N > cap:
+        # the spread is a swarm average: a deterministic every-k-th subsample is plenty
+        idx = np.arange(0, N, -(-N // cap))
+        x = np.ascontiguousarray(x[idx])
+        w = w[idx] / w[idx].sum()
+        neff = effective_count(w)
+        N = x.shape[0]
+    hist = [s.copy()]
+    ops = multi_indices(D, 2)
+    i2 = full_symmetric_index(ops, 2)
+    jj = np.array([i2[j, j] for j in range(D)])
+    for _ in range(iterations):
+        hp = normal_reference_constant(D, 2) * s * neff ** (-1.0 / (D + 8))
+        if not np.all(hp > 0):
+            break
+        method, _ = choose_method(opts.method, N, N, D, x, hp, hp, settings, opts.pairs_below,
+                                  opts.max_grid_cells, opts.tree_max_fraction)
+        S = kernel_sums(x, x, w[:, None], [Group(ops, 0, 1, hp, "deriv")], method, settings)[0][:, :, 0]
+        n = S[:, 0]
+        l1 = S[:, 1:1 + D] / n[:, None]
+        kappa = (w[:, None] * (l1 ** 2 - S[:, jj] / n[:, None])).sum(axis=0)
+        s2 = np.where(kappa > 0, 1.0 / np.where(kappa > 0, kappa, 1.0), 0.0) - hp ** 2
+        s = np.where((kappa > 0) & (s2 > 0), np.sqrt(np.maximum(s2, 0.0)), s)
+        hist.append(s.copy())
+    return s, hist
+
+
+def swarm_spread(x, w, neff, opts: "FieldOptions"):
+    """Per-dof spread for the bandwidth rules according to ``opts.spread`` (bohr, ``(D,)``)."""
+    if opts.spread == "fisher":
+        return fisher_spread(x, w, neff, opts)[0]
+    return spread(x, w, opts.spread)
+
+
+def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = None, *, weights=None,
+                    need=DEFAULT_NEED, at=None, workspace: Optional[FieldWorkspace] = None) -> FieldEstimate:
+    """Estimate the swarm fields at the trajectory positions (or at ``at``).
+
+    Parameters
+    ----------
+    x : (N, D) float trajectory positions (bohr); any D >= 1.
+    rho : (N, ns, ns) complex Hermitian conditional density matrices (trace 1), or None when only
+        density quantities are requested.
+    masses : (D,) nuclear masses (electron masses) or None; stored for :meth:`FieldEstimate.geometry`
+        (the estimators themselves do not use them).
+    opts : :class:`FieldOptions` (defaults if None).
+    weights : (N,) non-negative trajectory weights or None (equal weights); normalised internally.
+    need : iterable of ``"density"`` (n, d ln n), ``"logn2"`` (+ d2 ln n), ``"logn3"`` (+ d2, d3 ln n),
+        ``"rho"`` (smoothed rho, d rho), ``"rho2"`` (+ d2 rho; needs ``order = 2``).
+    at : (M, D) evaluation points or None (the trajectory positions).
+    workspace : :class:`FieldWorkspace` or None. With a workspace, repeated calls reuse buffers
+        (no page faults; see :mod:`mqcd.fields.workspace`) and the returned arrays are views that
+        the next call with the same workspace overwrites.
+
+    Returns
+    -------
+    :class:`FieldEstimate`
+    """
+    opts = FieldOptions() if opts is None else opts
+    ws = FRESH if workspace is None else workspace
+    x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
+    if x.ndim != 2 or x.shape[0] < 1:
+        raise ValueError("x must have shape (N, D)")
+    N, D = x.shape
+    if not np.all(np.isfinite(x)):
+        raise ValueError("x contains non-finite values")
+    need, dens_order = _parse_need(need)
+    if "rho" in need:
+        if rho is None:
+            raise ValueError("rho is required for need 'rho'/'rho2'")
+        rho = np.asarray(rho)
+        if rho.ndim != 3 or rho.shape[0] != N or rho.shape[1] != rho.shape[2]:
+            raise ValueError("rho must have shape (N, ns, ns)")
+        if "rho2" in need and opts.order < 2:
+            raise ValueError("need 'rho2' requires order = 2")
+    if weights is None:
+        w = np.full(N, 1.0 / N)
+    else:
+        w = np.asarray(weights, dtype=np.float64).reshape(N)
+        if np.any(w < 0) or not np.all(np.isfinite(w)) or w.sum() <= 0:
+            raise ValueError("weights must be finite, non-negative and not all zero")
+        w = w / w.sum()
+    xt = x if at is None else np.ascontiguousarray(np.asarray(at, dtype=np.float64))
+    if xt.ndim != 2 or xt.shape[1] != D:
+        raise ValueError("at must have shape (M, D)")
+    M = xt.shape[0]
+    m_arr = None if masses is None else np.broadcast_to(np.asarray(masses, np.float64), (D,)).copy()
+
+    # bandwidths
+    wb = None if weights is None else w
+    neff = float(N) if weights is None else effective_count(w)
+    extra = {}
+    s_sw = None
+    if opts.h_density is None or opts.h_regression is None:
+        s_sw = swarm_spread(x, w, neff, opts)
+        extra["spread"] = s_sw
+    dscale, rscale = opts.density_scale, opts.regression_scale
+    if dscale == "cv" and opts.h_density is None:
+        from .crossval import select_density_scale
+        dscale, _ = select_density_scale(x, opts, wb, s=s_sw)
+        extra["density_scale"] = dscale
+    if rscale == "cv" and opts.h_regression is None and "rho" in need:
+        from .crossval import select_regression_scale
+        rscale, _ = select_regression_scale(x, rho, opts, wb, s=s_sw)
+        extra["regression_scale"] = rscale
+    dscale = 1.0 if dscale == "cv" else dscale
+    rscale = 1.0 if rscale == "cv" else rscale
+    h_n = (bandwidth(x, wb, deriv=opts.density_deriv, scale=dscale, s=s_sw)
+           if opts.h_density is None
+           else np.broadcast_to(np.asarray(opts.h_density, np.float64), (D,)).copy())
+    h_r = (bandwidth(x, wb, deriv=opts.regression_deriv, scale=rscale, s=s_sw)
+           if opts.h_regression is None
+           else np.broadcast_to(np.asarray(opts.h_regression, np.float64), (D,)).copy())
+    for name, hh in (("density", h_n), ("regression", h_r)):
+        if not np.all(np.isfinite(hh)) or np.any(hh <= 0):
+            raise ValueError(f"{name} bandwidth must be positive in every dof (got {hh}); the swarm "
+                             "has zero spread in some dof - pass explicit bandwidths")
+    settings = opts.engine()
+    h_big = np.maximum(h_n, h_r)
+    method, reason = choose_method(opts.method, N, M, D, x, np.minimum(h_n, h_r), h_big, settings,
+                                   opts.pairs_below, opts.max_grid_cells, opts.tree_max_fraction)
+    lam = None
+    if opts.adaptive:
+        # fixed-bandwidth pilot density at the trajectories, then Abramson factors
+        nb_p = neighbour_lists(x, x, h_n, settings.cutoff, same=True) if method == "tree" else None
+        pilot = kernel_sums(x, x, w[:, None], [Group(multi_indices(D, 0), 0, 1, h_n, "deriv")],
+                            method, settings, nbr=nb_p, ws=ws)[0][:, 0, 0].copy()
+        lam = abramson_factors(pilot, w, alpha=opts.adaptive_alpha, lam_max=opts.adaptive_lam_max)
+        lmin, lmax = float(lam.min()), float(lam.max())
+        ncls = 1 + int(np.ceil(np.log(lmax / lmin) / np.log(opts.class_ratio) - 1e-12))
+        method, reason = choose_method(opts.method, N, M, D, x, np.minimum(h_n, h_r) * lmin,
+                                       h_big * lmax, settings, opts.pairs_below, opts.max_grid_cells,
+                                       opts.tree_max_fraction, n_classes=ncls)
+    nbr = None
+    if method == "tree":
+        # one neighbour list serves both kernels: radius cutoff * max(lam) in units of max(h_n, h_r)
+        nbr = neighbour_lists(xt, x, h_big, settings.cutoff * (1.0 if lam is None else float(lam.max())),
+                              same=at is None)
+    out = FieldEstimate(h_density=h_n, h_regression=h_r, lam=lam, method=method,
+                        method_reason=reason, masses=m_arr, options=opts, weights=w, extra=extra)
+
+    # one engine call: density derivatives (bandwidth h_n) and regression moments (h_r) share the
+    # deposited fields [w, w * rho components] on the grid path
+    groups = []
+    F = w[:, None]
+    if dens_order > 0:
+        dops = multi_indices(D, dens_order)
+        groups.append(Group(dops, 0, 1, h_n, "deriv"))
+    if "rho" in need:
+        ns = rho.shape[1]
+        nc = ns * ns
+        F = ws.array("F", (N, 1 + nc))
+        F[:, 0] = w
+        _pack(np.ascontiguousarray(rho, dtype=np.complex128), w, F, 1)
+        order = opts.order
+        groups.append(Group(multi_indices(D, 2 * order), 0, 1, h_r, "moment"))
+        groups.append(Group(multi_indices(D, order), 1, nc, h_r, "moment"))
+    X, offs = kernel_sums_flat(xt, x, F, groups, method, settings, lam=lam, nbr=nbr, ws=ws)
+    if dens_order > 0:
+        i2 = full_symmetric_index(dops, 2) if dens_order >= 2 else np.zeros((1, 1), np.int64)
+        i3 = full_symmetric_index(dops, 3) if dens_order >= 3 else np.zeros((1, 1, 1), np.int64)
+        n = ws.array("n", (M,))
+        l1 = ws.array("dlogn", (M, D))
+        l2 = ws.array("d2logn", (M, D, D)) if dens_order >= 2 else np.empty((1, 1, 1))
+        l3 = ws.array("d3logn", (M, D, D, D)) if dens_order >= 3 else np.empty((1, 1, 1, 1))
+        _log_derivatives(X, i2, i3, dens_order, n, l1, l2, l3)
+        out.n, out.dlogn = n, l1
+        out.d2logn = l2 if dens_order >= 2 else None
+        out.d3logn = l3 if dens_order >= 3 else None
+    if "rho" in need:
+        gidx = gram_index(D, order)
+        P = gidx.shape[0]
+        # ridge in units of the kernel weight of opts.ridge trajectories sitting at the target
+        ridge_abs = opts.ridge / (neff * np.prod(h_r) * (2.0 * np.pi) ** (0.5 * D))
+        beta = solve_from_columns(X, offs[-2], offs[-1], P, nc, gidx, ridge_abs,
+                                  ws.array("beta", (M, P, nc)))
+        typ, jj, kk, scale = _assembly_tables(D, order, h_r)
+        want2 = "rho2" in need
+        f0 = ws.array("rho", (M, ns, ns), np.complex128)
+        f1 = ws.array("drho", (M, D, ns, ns), np.complex128)
+        f2 = (ws.array("d2rho", (M, D, D, ns, ns), np.complex128) if want2
+              else np.empty((1, 1, 1, 1, 1), np.complex128))
+        _assemble(beta, typ, jj, kk, scale, ns, D, want2, f0, f1, f2)
+        out.rho, out.drho = f0, f1
+        if want2:
+            out.d2rho = f2
+    return out
