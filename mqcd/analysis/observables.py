@@ -27,39 +27,6 @@ UNITS = {
 
 
 @njit(cache=True)
-def _rho_stats(rho, V):
-    """Adiabatic and diabatic population sums, coherence sum, min purity, max trace error."""
-    n, ns, _ = rho.shape
-    pops = np.zeros(ns)
-    dia = np.zeros(ns)
-    coh = 0.0
-    pmin = np.inf
-    terr = 0.0
-    ad = np.empty((ns, ns), dtype=np.complex128)
-    for i in range(n):
-        tr = 0.0
-        pur = 0.0
-        for a in range(ns):
-            dia[a] += rho[i, a, a].real
-            tr += rho[i, a, a].real
-            for b in range(ns):
-                pur += abs(rho[i, a, b]) ** 2
-        for a in range(ns):
-            for b in range(a, ns):
-                acc = 0j
-                for k in range(ns):
-                    for l in range(ns):
-                        acc += np.conj(V[i, k, a]) * rho[i, k, l] * V[i, l, b]
-                ad[a, b] = acc
-            pops[a] += ad[a, a].real
-            for b in range(a + 1, ns):
-                coh += abs(ad[a, b]) ** 2
-        pmin = min(pmin, pur)
-        terr = max(terr, abs(tr - 1.0))
-    return pops, dia, coh, pmin, terr
-
-
-@njit(cache=True)
 def _rho_rows(rho, V, rows):
     """Per-trajectory contributions: rows[i, :ns] adiabatic and rows[i, ns:2ns] diabatic
     populations, rows[i, 2ns + 2] the coherence sum (columns 2ns, 2ns+1 are left to the caller).

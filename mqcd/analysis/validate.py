@@ -38,7 +38,17 @@ METHODS = {
     "fssh": {"name": "fssh"},
     "fssh+edc": {"name": "fssh", "decoherence": "edc"},
     "fssh+idc": {"name": "fssh", "decoherence": "idc"},
+    "geometric-ehrenfest": {"name": "geometric-ehrenfest"},
+    "ehrenfest-qc": {"name": "ehrenfest-qc"},
+    "geometric-ehrenfest-qc": {"name": "geometric-ehrenfest-qc"},
+    "qhd": {"name": "qhd"},
+    "fssh-coupled": {"name": "fssh-coupled"},
+    # the ladder with bandwidths 10x (regression) and 2x (density) below the normal-reference rule
+    "gehqc-narrow": {"name": "geometric-ehrenfest-qc", "regression_scale": 0.1,
+                     "density_scale": 0.5},
+    "fssh-coupled-narrow": {"name": "fssh-coupled", "regression_scale": 0.1, "density_scale": 0.5},
 }
+INDEPENDENT = ["ehrenfest", "fssh", "fssh+edc", "fssh+idc"]
 
 
 def scattering_deck(model, k, method=None, ntraj=2000, dt=0.5, seed=11):
@@ -72,10 +82,10 @@ def _row(vals, errs=None):
     return " ".join(f"{v:.3f}±{e:.3f}" for v, e in zip(vals, errs))
 
 
-def run_scattering(models, methods, ntraj, data, quick, log):
+def run_scattering(models, methods, ntraj, data, quick, log, cases=None):
     tables, curves = {}, {}
     for model in models:
-        ks = (QUICK if quick else CASES)[model]
+        ks = cases[model] if cases else (QUICK if quick else CASES)[model]
         lines = [f"### {model}\n",
                  "Entries: T0 T1 R0 R1 (transmission/reflection on the lower/upper adiabatic "
                  "state); trajectory entries ± one binomial standard error; last column per method: "
@@ -220,7 +230,11 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="two momenta per model, for a smoke run")
     ap.add_argument("--ntraj", type=int, default=2000)
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(INDEPENDENT),
+                    help="comma-separated labels; allowed: " + ", ".join(METHODS))
+    ap.add_argument("--cases", default="", help="e.g. 'tully1:10,tully3:10' (default: all)")
+    ap.add_argument("--coherence", default="tully3:10", help="case of the coherence figure ('' = none)")
+    ap.add_argument("--no-conical", action="store_true")
     ap.add_argument("--models", default=",".join(CASES))
     ap.add_argument("--data", default=str(ROOT / "out" / "validation"))
     ap.add_argument("--out", default=str(ROOT / "docs" / "validation.md"))
@@ -240,13 +254,22 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     models = [m for m in a.models.split(",") if m]
-    tables, curves = run_scattering(models, methods, a.ntraj, a.data, a.quick, log)
-    figs = plot_curves(curves, methods, figdir)
-    coh_fig, coh_table = coherence_figure("tully3", 10.0, methods, a.ntraj, a.data, figdir)
-    cone_text, cone_fig = conical_section(methods, a.ntraj, a.data, figdir, log)
+    cases = {}
+    for item in filter(None, a.cases.split(",")):
+        mod, k = item.split(":")
+        cases.setdefault(mod, []).append(float(k))
+    if cases:
+        models = list(cases)
+    tables, curves = run_scattering(models, methods, a.ntraj, a.data, a.quick, log, cases)
+    figs = plot_curves(curves, methods, figdir) if not cases else {}
+    coh_fig, coh_table = None, ""
+    if a.coherence:
+        cm, ck = a.coherence.split(":")
+        coh_fig, coh_table = coherence_figure(cm, float(ck), methods, a.ntraj, a.data, figdir)
+    cone_text, cone_fig = ("(not run)", None) if a.no_conical else conical_section(
+        methods, a.ntraj, a.data, figdir, log)
     wall = time.perf_counter() - t0
-    cmd = "python tools/validate.py" + (" --quick" if a.quick else "") + (
-        f" --ntraj {a.ntraj}" if a.ntraj != 2000 else "")
+    cmd = "python tools/validate.py " + " ".join(argv if argv is not None else sys.argv[1:])
     md = ["# Validation against exact quantum dynamics\n",
           f"Produced by `{cmd}` ({wall / 60:.1f} min on this machine). Trajectory runs: "
           f"{a.ntraj} trajectories, dt = 0.5 a.u., velocity Verlet + exact unitary electronic step, "
@@ -261,7 +284,7 @@ def main(argv=None):
         md.append(tables[model])
         if model in figs:
             md.append(f"\n![{model}](figures/{figs[model].name})\n")
-    md += ["## Decoherence indicator (Tully 3, k = 10)\n",
+    md += [f"## Decoherence indicator ({a.coherence})\n",
            "Ensemble mean of |rho_01|^2 in the adiabatic basis (exact: integral of n(x)|rho_01(x)|^2).\n",
            coh_table]
     if coh_fig:
@@ -271,7 +294,7 @@ def main(argv=None):
            "(active-state fraction for surface hopping).\n", cone_text]
     if cone_fig:
         md.append(f"\n![conical2d](figures/{cone_fig.name})\n")
-    for name in ("validation_findings.md", "validation_notes.md"):
+    for name in (() if cases else ("validation_findings.md", "validation_notes.md")):
         extra = ROOT / "docs" / name
         if extra.exists():
             md += ["", extra.read_text()]

@@ -24,8 +24,12 @@ def _eigh2(H, E, V):
         ay = h10.imag
         az = 0.5 * (h00 - h11)
         a0 = 0.5 * (h00 + h11)
-        ap = math.hypot(ax, ay)       # hypot: no underflow of tiny couplings (|V| = 1 exactly)
-        r = math.hypot(az, ap)
+        ap = math.sqrt(ax * ax + ay * ay)
+        if ap < 1e-150:               # squares near underflow: hypot keeps |V| = 1 exactly
+            ap = math.hypot(ax, ay)
+        r = math.sqrt(az * az + ap * ap)
+        if r < 1e-150:
+            r = math.hypot(az, ap)
         E[i, 0] = a0 - r
         E[i, 1] = a0 + r
         if r == 0.0:

@@ -137,6 +137,23 @@ def _metric_derivative(rho, drho, d2rho):
     return out
 
 
+@njit(cache=True, inline="always")
+def _t2_fq(t, D, xi, l1, l2, l3, g, T1, T2, Fq, have2, haveL3):
+    """T2 = T1 + sum_i xi^ii d_i ln n g_ki and the quantum force at point t (both paths)."""
+    if have2:
+        for k in range(D):
+            v = T1[t, k]
+            for i in range(D):
+                v += xi[i] * l1[t, i] * g[t, k, i]
+            T2[t, k] = v
+    if haveL3:
+        for k in range(D):
+            v = 0.0
+            for j in range(D):
+                v += xi[j] * (l1[t, j] * l2[t, j, k] + l3[t, j, j, k])
+            Fq[t, k] = 0.25 * v
+
+
 @njit(parallel=True, cache=True)
 def _geometry_all(rho, drho, d2rho, l1, l2, l3, xi, have2, haveL, haveL3,
                   g, B, dg, T1, T2, u, dHg, dHq, Fq, Tgeo):
@@ -177,18 +194,7 @@ def _geometry_all(rho, drho, d2rho, l1, l2, l3, xi, have2, haveL, haveL3,
                         for j in range(D):
                             v += u[t, j] * drho[t, j, a, c]
                         dHq[t, a, c] = v
-                if have2:
-                    for k in range(D):
-                        v = T1[t, k]
-                        for i in range(D):
-                            v += xi[i] * l1[t, i] * g[t, k, i]
-                        T2[t, k] = v
-                if haveL3:
-                    for k in range(D):
-                        v = 0.0
-                        for j in range(D):
-                            v += xi[j] * (l1[t, j] * l2[t, j, k] + l3[t, j, j, k])
-                        Fq[t, k] = 0.25 * v
+                _t2_fq(t, D, xi, l1, l2, l3, g, T1, T2, Fq, have2, haveL3)
 
 
 def metric_derivative(rho, drho, d2rho):
@@ -365,18 +371,7 @@ def _geometry_all_2(rho, drho, d2rho, l1, l2, l3, xi, have2, haveL, haveL3,
                 dHq[t, 1, 1] = -c[2]
                 dHq[t, 0, 1] = complex(c[0], -c[1])
                 dHq[t, 1, 0] = complex(c[0], c[1])
-                if have2:
-                    for k in range(D):
-                        v = T1[t, k]
-                        for i in range(D):
-                            v += xi[i] * l1[t, i] * g[t, k, i]
-                        T2[t, k] = v
-                if haveL3:
-                    for k in range(D):
-                        v = 0.0
-                        for j in range(D):
-                            v += xi[j] * (l1[t, j] * l2[t, j, k] + l3[t, j, j, k])
-                        Fq[t, k] = 0.25 * v
+                _t2_fq(t, D, xi, l1, l2, l3, g, T1, T2, Fq, have2, haveL3)
 
 
 def geometry_from_fields(f, masses, workspace=None, generic=False) -> Geometry:

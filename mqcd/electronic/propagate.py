@@ -82,26 +82,52 @@ def _propagate2(rv, H0, H1, G, use_g, dt, nsub):
 
 @njit(cache=True)
 def _propagaten(rho, H0, H1, G, use_g, dt, nsub):
+    """N-state step: in the eigenbasis of H(s_k), rho_ab <- rho_ab exp(-i (E_a - E_b) tau)."""
     tau = dt / nsub
     ns = rho.shape[1]
+    Hm = np.empty((ns, ns), dtype=np.complex128)
+    T = np.empty((ns, ns), dtype=np.complex128)
+    R = np.empty((ns, ns), dtype=np.complex128)
     for i in range(rho.shape[0]):
-        r = rho[i].copy()
+        for a in range(ns):
+            for b in range(ns):
+                R[a, b] = rho[i, a, b]
         for k in range(nsub):
             s = (k + 0.5) / nsub
-            Hm = (H0[i] + s * (H1[i] - H0[i])).astype(np.complex128)
-            if use_g:
-                Hm = Hm + G[i]
+            for a in range(ns):
+                for b in range(ns):
+                    Hm[a, b] = H0[i, a, b] + s * (H1[i, a, b] - H0[i, a, b])
+                    if use_g:
+                        Hm[a, b] += G[i, a, b]
             e, v = np.linalg.eigh(Hm)
-            ph = np.exp(-1j * tau * e)
-            U = np.empty((ns, ns), dtype=np.complex128)
+            # T = v^dagger R v, phases, R = v T v^dagger (explicit loops: no temporaries)
             for a in range(ns):
                 for b in range(ns):
                     acc = 0j
-                    for m in range(ns):
-                        acc += v[a, m] * ph[m] * np.conj(v[b, m])
-                    U[a, b] = acc
-            r = U @ r @ np.conj(U).T
-        rho[i] = r
+                    for c in range(ns):
+                        acc += R[a, c] * v[c, b]
+                    Hm[a, b] = acc
+            for a in range(ns):
+                for b in range(ns):
+                    acc = 0j
+                    for c in range(ns):
+                        acc += np.conj(v[c, a]) * Hm[c, b]
+                    T[a, b] = acc * np.exp(-1j * tau * (e[a] - e[b]))
+            for a in range(ns):
+                for b in range(ns):
+                    acc = 0j
+                    for c in range(ns):
+                        acc += T[a, c] * np.conj(v[b, c])
+                    Hm[a, b] = acc
+            for a in range(ns):
+                for b in range(ns):
+                    acc = 0j
+                    for c in range(ns):
+                        acc += v[a, c] * Hm[c, b]
+                    R[a, b] = acc
+        for a in range(ns):
+            for b in range(ns):
+                rho[i, a, b] = R[a, b]
 
 
 def propagate(rho, H0, H1, dt, nsub=1, G=None):

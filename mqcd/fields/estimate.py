@@ -40,7 +40,7 @@ class FieldOptions:
     Attributes
     ----------
     method : ``"auto" | "grid" | "tree" | "pairs"``
-        ``"auto"``: pairs when ``N * M < pairs_below**2``, grid for ``D <= 3`` (unless it would need
+        ``"auto"``: pairs when ``N^2 < pairs_below**2`` (sources only), grid for ``D <= 3`` (unless it would need
         more than ``max_grid_cells`` cells), otherwise tree (or pairs when more than
         ``tree_max_fraction`` of the swarm lies within the cutoff).
     density_deriv : int, default 1
@@ -109,7 +109,7 @@ class FieldOptions:
         difference of the adaptive estimates grows like ``(class_ratio - 1)^2``: about 4e-3
         (relative, second derivatives of rho) at 2^(1/16), 2.4e-2 at 2^(1/8).
     pairs_below : int or None, default None
-        ``"auto"`` uses all pairs when ``N * M < pairs_below**2``. None: the crossover measured on
+        ``"auto"`` uses all pairs when ``N < pairs_below``. None: the crossover measured on
         the development machine (2-core EPYC, one thread) between the all-pairs cost and the
         grid's fixed (FFT) cost: 128 (D = 1), 400 (D = 2), 4000 (D >= 3).
     max_grid_cells : int, default 2**22
@@ -554,7 +554,9 @@ def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = Non
                              "has zero spread in some dof - pass explicit bandwidths")
     settings = opts.engine()
     h_big = np.maximum(h_n, h_r)
-    method, reason = choose_method(opts.method, N, M, D, x, np.minimum(h_n, h_r), h_big, settings,
+    # the path depends on the sources only (N, not the number M of evaluation points), so that
+    # evaluating a swarm in pieces (MPI ranks) takes the same numerical path as evaluating it whole
+    method, reason = choose_method(opts.method, N, N, D, x, np.minimum(h_n, h_r), h_big, settings,
                                    opts.pairs_below, opts.max_grid_cells, opts.tree_max_fraction)
     lam = None
     if opts.adaptive:

@@ -79,16 +79,25 @@ class SwarmFields:
         self.last = None
 
     def __call__(self, sw, conservative=False):
-        """Return (FieldEstimate, Geometry, T2 or None) restricted to this rank's trajectories."""
+        """Return (FieldEstimate, Geometry, T2 or None) for this rank's trajectories.
+
+        The conservative combined force needs the fields at every trajectory, so then every rank
+        evaluates the whole swarm and keeps its rows; otherwise each rank evaluates only at its
+        own trajectories (the per-trajectory regression work is split over the ranks). The
+        estimator path is chosen from the global swarm size, so both ways give bit-for-bit the
+        serial numbers.
+        """
         comm = self.comm
         x_all = comm.allgather_rows(sw.x)
         rho_all = comm.allgather_rows(sw.rho)
-        f = estimate_fields(x_all, rho_all, self.masses, self.opts, need=self.need,
-                            workspace=self.ws_fields)
+        opts = self.opts
+        whole = conservative or comm.size == 1
+        f = estimate_fields(x_all, rho_all, self.masses, opts, need=self.need,
+                            at=None if whole else sw.x, workspace=self.ws_fields)
         geo = geometry_from_fields(f, self.masses, workspace=self.ws_geometry)
         t2 = t2_conservative(f, x_all, geo.g, self.masses) if conservative else None
         self.last = f
-        if comm.size > 1:
+        if whole and comm.size > 1:
             counts = comm.allgather_rows(np.array([sw.ntraj], np.int64))
             lo = int(counts[:comm.rank].sum())
             sl = slice(lo, lo + sw.ntraj)

@@ -1,0 +1,92 @@
+"""Cost of one coupled step vs swarm size, and the share spent estimating the swarm fields.
+
+    NUMBA_NUM_THREADS=1 python tools/bench_coupled.py [--max1d 1000000] [--max3d 100000]
+
+Method geometric-ehrenfest-qc (fields: density, grad ln n, rho, d rho, d2 rho, metric derivative,
+conservative combined force). 1D: tully1; 3D: spin_boson with 3 modes. Each size: a few warm-up
+steps, then the mean wall time of the next steps; the fitted exponent is the slope of
+log(time) vs log(N) over the sizes >= 1e4.
+"""
+import argparse
+import os
+import time
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from mqcd.api import build_swarm  # noqa: E402
+from mqcd.io.deck import deck_model, read_deck  # noqa: E402
+from mqcd.methods import build_method  # noqa: E402
+from mqcd.parallel import SerialComm  # noqa: E402
+
+
+def deck(model, n, D):
+    return {"model": model, "method": {"name": "geometric-ehrenfest-qc"},
+            "initial": {"position": [-2.0] + [0.0] * (D - 1), "momentum": [10.0] + [0.0] * (D - 1),
+                        "width": [1.0] * D},
+            "run": {"trajectories": n, "dt": 0.5, "t_end": 10.0}}
+
+
+class TimedFields:
+    """Forwards to the method's SwarmFields part and accumulates the time spent in it."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.spent = 0.0
+
+    def __call__(self, *args, **kw):
+        t = time.perf_counter()
+        out = self.inner(*args, **kw)
+        self.spent += time.perf_counter() - t
+        return out
+
+    @property
+    def last(self):
+        return self.inner.last
+
+
+def measure(model, n, D, steps):
+    d = read_deck(deck(model, n, D))
+    m = deck_model(d)
+    meth = build_method(d, m)
+    sw = build_swarm(d, m, meth, SerialComm())
+    proxy = TimedFields(meth.fields)
+    meth.fields = proxy
+    for _ in range(2):
+        meth.step(sw, 0.5)
+    proxy.spent = 0.0
+    t = time.perf_counter()
+    for _ in range(steps):
+        meth.step(sw, 0.5)
+    wall = (time.perf_counter() - t) / steps
+    return wall, proxy.spent / steps
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--max1d", type=float, default=1e6)
+    ap.add_argument("--max3d", type=float, default=1e5)
+    a = ap.parse_args()
+    cases = [("1D tully1", {"name": "tully1"}, 1, a.max1d),
+             ("3D spin_boson (3 modes)", {"name": "spin_boson", "modes": 3}, 3, a.max3d)]
+    for label, model, D, nmax in cases:
+        print(f"\n{label}\n\n| N | ms per step | fields ms | fields share |\n|---|---|---|---|")
+        Ns, Ts = [], []
+        n = 100
+        while n <= nmax:
+            steps = 20 if n <= 1e4 else 5
+            wall, fld = measure(model, int(n), D, steps)
+            print(f"| {int(n)} | {1e3 * wall:.2f} | {1e3 * fld:.2f} | {fld / wall:.0%} |", flush=True)
+            Ns.append(n)
+            Ts.append(wall)
+            n *= 10
+        big = [(x, y) for x, y in zip(Ns, Ts) if x >= 1e4]
+        if len(big) >= 2:
+            slope = np.polyfit(np.log([b[0] for b in big]), np.log([b[1] for b in big]), 1)[0]
+            print(f"\nfitted growth exponent (N >= 1e4): {slope:.2f}")
+
+
+if __name__ == "__main__":
+    main()
