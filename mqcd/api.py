@@ -21,7 +21,7 @@ from .io.checkpoint import (Checkpoint, check_restart, checkpoint_path, read_che
                             write_checkpoint)
 from .io.results import Result, check_writable, write_result
 from .methods import build_method
-from .parallel import CollectiveError, SerialComm, block_counts, get_comm
+from .parallel import CollectiveError, block_counts, get_comm
 
 
 def _as_deck(deck, **kw):

@@ -7,7 +7,8 @@ the whole swarm by every rank: exact zero-mean force, no parallel speed-up of th
 "pointwise" (each rank evaluates the fields at its own trajectories). Per step, every rank
 all-gathers positions and density matrices: N (D + 2 ns^2) doubles = 10^4 * 9 * 8 B = 720 kB for
 10^4 trajectories and two states. Wall times include start-up (about 1 s), measured as the
-difference between a run of `steps` steps and one of 10 steps.
+difference between a run of `steps` steps and one of 10 steps, after a warm-up run per rank
+count (numba compilation).
 """
 import argparse
 import os
@@ -60,6 +61,9 @@ def main():
     a = ap.parse_args()
     print("| force_form | ranks | ms per step | parallel efficiency |\n|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
+        for r in a.ranks:                       # warm-up: numba compilation and caches
+            for form in ("conservative", "pointwise"):
+                wall(200, r, form, 10, tmp)
         for form in ("conservative", "pointwise"):
             base = None
             for r in a.ranks:

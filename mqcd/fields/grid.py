@@ -393,31 +393,3 @@ def grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau, *
                 perm = _cell_order(xt_c, lo, dx, shape)
             _interpolate(xt_c, np.ascontiguousarray(R.T), lo, dx, shape, order, out, a, chunk, perm)
     return out
-
-    col_op = np.empty(n_out, dtype=np.int64)
-    col_f = np.empty(n_out, dtype=np.int64)
-    for o in range(ops.shape[0]):
-        col_op[o0[o]:o0[o] + nf[o]] = o
-        col_f[o0[o]:o0[o] + nf[o]] = np.arange(f0[o], f0[o] + nf[o])
-    if out is None:
-        out = np.empty((xt.shape[0], n_out))
-    Greal = int(np.prod(shape))
-    nb = int(max(1, min(n_out, max_batch_doubles // max(1, Greal))))
-    xt_c = np.ascontiguousarray(xt, dtype=np.float64)
-    chunk = 256
-    perm = None
-    for a in range(0, n_out, nb):
-        b = min(n_out, a + nb)
-        Rh = np.zeros(hshape + (b - a,), dtype=np.complex128)
-        for o in np.unique(col_op[a:b]):
-            cols = np.nonzero(col_op[a:b] == o)[0]
-            fs = col_f[a + cols]
-            for c in range(C):
-                Rh[..., cols] += op_hat(o, c)[..., None] * Fh[c][..., fs]
-        R = sfft.irfftn(Rh, s=tuple(int(v) for v in shape), axes=tuple(range(D)), workers=workers)
-        R = R.reshape(Greal, b - a)
-        if D == 1:
-            _interpolate1(xt_c, R, lo, dx, order, out, a, chunk)
-        else:
-            _interpolate(xt_c, R, lo, dx, shape, order, out, a, chunk)
-    return out

@@ -11,7 +11,6 @@ precision in eigenvector normalisation); the neglected values are physically irr
 """
 import math
 
-import numpy as np
 from numba import njit
 
 from .base import Model
