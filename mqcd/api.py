@@ -159,15 +159,16 @@ class _Runner:
         sw, t_loop = self.sw, time.perf_counter()
         while sw.step < self.nsteps and self.stop_reason != "exit":
             self.method.step(sw, self.dt)
-            if sw.step % self.stride == 0:
+            at_stride = sw.step % self.stride == 0
+            if at_stride:
                 self.stride_point()
             elif self.check_each_step:
                 self.check_nonfinite()
-                if bar is not None:
-                    bar.update(sw.step - bar.n)
-                    el = time.perf_counter() - t_loop
-                    rate = (sw.step - self.first_step) * self.n_alive / max(el, 1e-9)
-                    bar.set_postfix_str(f"{rate:.3g} traj-steps/s")
+            if bar is not None and (at_stride or self.check_each_step):
+                bar.update(sw.step - bar.n)
+                el = time.perf_counter() - t_loop
+                rate = (sw.step - self.first_step) * self.n_alive / max(el, 1e-9)
+                bar.set_postfix_str(f"{rate:.3g} traj-steps/s", refresh=False)
             if self.ckpt_every and sw.step % self.ckpt_every == 0:
                 self.save("periodic")
         if self.ckpt_every and self.last_ckpt != sw.step:
