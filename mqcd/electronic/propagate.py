@@ -80,6 +80,20 @@ def _propagate2(rv, H0, H1, G, use_g, dt, nsub):
         rv[i, 5] = 0.5 * r1
 
 
+@njit(cache=True, inline="always")
+def _matmul(A, B, adjoint_a, adjoint_b, out):
+    """out = op(A) op(B) for small square matrices, op = identity or conjugate transpose."""
+    n = out.shape[0]
+    for a in range(n):
+        for b in range(n):
+            acc = 0j
+            for c in range(n):
+                x = np.conj(A[c, a]) if adjoint_a else A[a, c]
+                y = np.conj(B[b, c]) if adjoint_b else B[c, b]
+                acc += x * y
+            out[a, b] = acc
+
+
 @njit(cache=True)
 def _propagaten(rho, H0, H1, G, use_g, dt, nsub):
     """N-state step: in the eigenbasis of H(s_k), rho_ab <- rho_ab exp(-i (E_a - E_b) tau)."""
@@ -101,30 +115,13 @@ def _propagaten(rho, H0, H1, G, use_g, dt, nsub):
                         Hm[a, b] += G[i, a, b]
             e, v = np.linalg.eigh(Hm)
             # T = v^dagger R v, phases, R = v T v^dagger (explicit loops: no temporaries)
+            _matmul(R, v, False, False, Hm)
+            _matmul(v, Hm, True, False, T)
             for a in range(ns):
                 for b in range(ns):
-                    acc = 0j
-                    for c in range(ns):
-                        acc += R[a, c] * v[c, b]
-                    Hm[a, b] = acc
-            for a in range(ns):
-                for b in range(ns):
-                    acc = 0j
-                    for c in range(ns):
-                        acc += np.conj(v[c, a]) * Hm[c, b]
-                    T[a, b] = acc * np.exp(-1j * tau * (e[a] - e[b]))
-            for a in range(ns):
-                for b in range(ns):
-                    acc = 0j
-                    for c in range(ns):
-                        acc += T[a, c] * np.conj(v[b, c])
-                    Hm[a, b] = acc
-            for a in range(ns):
-                for b in range(ns):
-                    acc = 0j
-                    for c in range(ns):
-                        acc += v[a, c] * Hm[c, b]
-                    R[a, b] = acc
+                    T[a, b] *= np.exp(-1j * tau * (e[a] - e[b]))
+            _matmul(T, v, False, True, Hm)
+            _matmul(v, Hm, False, False, R)
         for a in range(ns):
             for b in range(ns):
                 rho[i, a, b] = R[a, b]
