@@ -59,7 +59,8 @@ def test_sum_of_rungs_is_the_combined_rung():
     from mqcd.parallel import SerialComm
     out = {}
     for m in ("geometric-ehrenfest", "ehrenfest-qc", "geometric-ehrenfest-qc"):
-        deck = read_deck(make_deck(method=m, model="tully3", force_form="pointwise", **SMALL))
+        deck = read_deck(make_deck(method=m, model="tully3", force_form="pointwise",
+                                   rho_derivatives="regression", **SMALL))
         model = deck_model(deck)
         meth = build_method(deck, model)
         sw = build_swarm(deck, model, meth, SerialComm())
@@ -85,7 +86,11 @@ def test_sum_of_rungs_is_the_combined_rung():
 
 def test_random_eigenvector_phases_do_not_change_coupled_methods(monkeypatch):
     decks = [make_deck(method="fssh-coupled", model="tully3", **SMALL),
-             make_deck(method="geometric-ehrenfest-qc", model="tully3", **SMALL)]
+             make_deck(method="geometric-ehrenfest-qc", model="tully3", **SMALL),
+             make_deck(method="ehrenfest-qc", model="tully3", **SMALL),
+             make_deck(method="ehrenfest-qc", model="tully3", rho_derivatives="trajectory-basis",
+                       **SMALL),
+             make_deck(method="fssh-coupled", model="tully3", rho_derivatives="trajectory", **SMALL)]
     refs = [mqcd.run(d) for d in decks]
     rng = np.random.default_rng(3)
     orig = adiabatic.eigh
@@ -139,7 +144,7 @@ checkpoint_every = {every}
 @pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec next to the python executable")
 @pytest.mark.parametrize("method,extra", [("geometric-ehrenfest-qc", ""),
                                           ("geometric-ehrenfest-qc", 'force_form = "pointwise"'),
-                                          ("fssh-coupled", "")])
+                                          ("fssh-coupled", ""), ("ehrenfest-qc", "")])
 def test_coupled_mpi_equals_serial(tmp_path, method, extra):
     deck = tmp_path / "c.toml"
     deck.write_text(COUPLED_DECK.format(method=method, every=0).replace(
@@ -150,9 +155,10 @@ def test_coupled_mpi_equals_serial(tmp_path, method, extra):
         assert_same_results(got, serial, skip=())
 
 
-def test_coupled_restart_is_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("method", ["geometric-ehrenfest-qc", "ehrenfest-qc"])
+def test_coupled_restart_is_bit_for_bit(tmp_path, method):
     deck = tmp_path / "r.toml"
-    deck.write_text(COUPLED_DECK.format(method="geometric-ehrenfest-qc", every=200))
+    deck.write_text(COUPLED_DECK.format(method=method, every=200))
     ref = mqcd.run(deck, output=tmp_path / "ref.h5")
     short = tmp_path / "short.toml"
     short.write_text(deck.read_text().replace("t_end = 300.0", "t_end = 150.0"))
@@ -164,3 +170,81 @@ def test_coupled_restart_is_bit_for_bit(tmp_path):
     got = mqcd.load(out)
     for k in ("final/position", "final/momentum", "final/rho_diabatic", "populations/adiabatic"):
         assert np.array_equal(got[k], ref[k]), k
+
+
+# ----------------------------------------------------------------------------- route (b)
+def _analytic_state(model, x, k, a):
+    """rho(x) of psi = sum_n a_n exp(i k_n . x) |n(x)> with a smooth eigenvector gauge."""
+    H, _ = model.evaluate(x)
+    _, V = adiabatic.eigh(H)
+    V = V.astype(complex)
+    for n in range(V.shape[2]):          # gauge: largest component of each column real positive
+        i = np.argmax(abs(V[:, :, n]), axis=1)
+        ph = V[np.arange(len(x)), i, n]
+        V[:, :, n] *= (abs(ph) / ph)[:, None]
+    psi = np.einsum("tan,tn->ta", V, a * np.exp(1j * x @ k))
+    return psi[:, :, None] * np.conj(psi)[:, None, :]
+
+
+@pytest.mark.parametrize("name,x", [("tully1", [[0.3], [-0.8]]), ("tully3", [[-0.5], [1.2]]),
+                                    ("conical2d", [[0.7, -0.4], [-0.3, 0.5]])])
+def test_trajectory_route_derivative_is_exact_for_phase_fields(name, x):
+    """d rho from the couplings and f = phase gradient equals finite differences of rho(x)."""
+    from mqcd.electronic.coherence import trajectory_derivatives
+    from mqcd.models import BUILTIN
+    model = BUILTIN[name]()
+    x = np.array(x, float)
+    D = x.shape[1]
+    k = np.array([[3.0, -1.0], [2.0, 0.5]])[:D]            # k[j, n]: phase gradient of state n
+    a = np.array([0.8, 0.6])
+    rho = _analytic_state(model, x, k, a)
+    H, dH = model.evaluate(x)
+    E, V = adiabatic.eigh(H)
+    V = adiabatic.randomize_phases(V.astype(complex), np.random.default_rng(1))   # any gauge
+    f = np.broadcast_to(k, (len(x), D, 2))
+    _, full = trajectory_derivatives(rho, dH, E, V, f, basis=True)
+    _, phase = trajectory_derivatives(rho, dH, E, V, f, basis=False)
+    h = 1e-5
+    for j in range(D):
+        e = np.zeros(D)
+        e[j] = h
+        fd = (_analytic_state(model, x + e, k, a) - _analytic_state(model, x - e, k, a)) / (2 * h)
+        assert np.abs(full[:, j] - fd).max() < 1e-8 * max(1.0, np.abs(fd).max())
+        # the coefficient part alone is i[F, rho] in the adiabatic basis
+        rad = np.einsum("tan,tab,tbm->tnm", V.conj(), rho, V)
+        want = 1j * (f[:, j, :, None] - f[:, j, None, :]) * rad
+        got = np.einsum("tan,tab,tbm->tnm", V.conj(), phase[:, j], V)
+        assert np.abs(got - want).max() < 1e-12
+    assert np.abs(full - phase).max() > 1e-3          # the coupling part is not negligible here
+
+
+def test_population_constraint_removes_net_transfer():
+    """With the constraint the correction moves no adiabatic population across the swarm."""
+    from mqcd.api import build_swarm
+    from mqcd.io.deck import deck_model, read_deck
+    from mqcd.methods import build_method
+    from mqcd.parallel import SerialComm
+    net = {}
+    for pc in ("on", "off"):
+        deck = read_deck(make_deck(method="ehrenfest-qc", model="tully3", population_constraint=pc,
+                                   constraint_ridge=0.0, **SMALL))
+        model = deck_model(deck)
+        meth = build_method(deck, model)
+        sw = build_swarm(deck, model, meth, SerialComm())
+        for _ in range(800):
+            meth.step(sw, 0.5)
+        _, V = sw.ensure_adiabatic()
+        G = meth.G_now
+        rate = -1j * (G @ sw.rho - sw.rho @ G)
+        per = np.einsum("tan,tab,tbn->tn", V.conj(), rate, V).real
+        net[pc] = (abs(per.sum(axis=0)).max(), abs(per).sum())
+        if pc == "on":
+            assert np.any(meth.shift != 0)
+    assert net["off"][0] > 1e-3 * net["off"][1]           # without it the sum is not zero ...
+    assert net["on"][0] < 1e-10 * net["on"][1]            # ... with it, to round-off
+
+
+def test_trajectory_route_rejected_for_geometric_methods():
+    from mqcd.io.deck import DeckError
+    with pytest.raises(DeckError, match="rho_derivatives"):
+        mqcd.run(make_deck(method="geometric-ehrenfest-qc", rho_derivatives="trajectory", **SMALL))

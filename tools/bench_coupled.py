@@ -1,11 +1,13 @@
 """Cost of one coupled step vs swarm size, and the share spent estimating the swarm fields.
 
     NUMBA_NUM_THREADS=1 python tools/bench_coupled.py [--max1d 1000000] [--max3d 100000]
+        [--methods geometric-ehrenfest-qc,ehrenfest-qc]
 
-Method geometric-ehrenfest-qc (fields: density, grad ln n, rho, d rho, d2 rho, metric derivative,
-conservative combined force). 1D: tully1; 3D: spin_boson with 3 modes. Each size: a few warm-up
-steps, then the mean wall time of the next steps; the fitted exponent is the slope of
-log(time) vs log(N) over the sizes >= 1e4.
+geometric-ehrenfest-qc (route (a): density, grad ln n, rho, d rho, d2 rho by regression, metric
+derivative, conservative combined force) and ehrenfest-qc (route (b): density and grad ln n from the
+swarm, d rho per trajectory, population constraint). 1D: tully1; 3D: spin_boson with 3 modes.
+Each size: a few warm-up steps, then the mean wall time of the next steps; the fitted exponent is
+the slope of log(time) vs log(N) over the sizes >= 1e4.
 """
 import argparse
 import os
@@ -22,8 +24,8 @@ from mqcd.methods import build_method  # noqa: E402
 from mqcd.parallel import SerialComm  # noqa: E402
 
 
-def deck(model, n, D):
-    return {"model": model, "method": {"name": "geometric-ehrenfest-qc"},
+def deck(model, n, D, method):
+    return {"model": model, "method": {"name": method},
             "initial": {"position": [-2.0] + [0.0] * (D - 1), "momentum": [10.0] + [0.0] * (D - 1),
                         "width": [1.0] * D},
             "run": {"trajectories": n, "dt": 0.5, "t_end": 10.0}}
@@ -47,8 +49,8 @@ class TimedFields:
         return self.inner.last
 
 
-def measure(model, n, D, steps):
-    d = read_deck(deck(model, n, D))
+def measure(model, n, D, steps, method):
+    d = read_deck(deck(model, n, D, method))
     m = deck_model(d)
     meth = build_method(d, m)
     sw = build_swarm(d, m, meth, SerialComm())
@@ -68,16 +70,19 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--max1d", type=float, default=1e6)
     ap.add_argument("--max3d", type=float, default=1e5)
+    ap.add_argument("--methods", default="geometric-ehrenfest-qc,ehrenfest-qc")
     a = ap.parse_args()
-    cases = [("1D tully1", {"name": "tully1"}, 1, a.max1d),
-             ("3D spin_boson (3 modes)", {"name": "spin_boson", "modes": 3}, 3, a.max3d)]
-    for label, model, D, nmax in cases:
-        print(f"\n{label}\n\n| N | ms per step | fields ms | fields share |\n|---|---|---|---|")
+    cases = [(m, "1D tully1", {"name": "tully1"}, 1, a.max1d) for m in a.methods.split(",")]
+    cases += [(m, "3D spin_boson (3 modes)", {"name": "spin_boson", "modes": 3}, 3, a.max3d)
+              for m in a.methods.split(",")]
+    for method, label, model, D, nmax in cases:
+        print(f"\n{method}, {label}\n\n| N | ms per step | fields ms | fields share |\n"
+              "|---|---|---|---|")
         Ns, Ts = [], []
         n = 100
         while n <= nmax:
             steps = 20 if n <= 1e4 else 5
-            wall, fld = measure(model, int(n), D, steps)
+            wall, fld = measure(model, int(n), D, steps, method)
             print(f"| {int(n)} | {1e3 * wall:.2f} | {1e3 * fld:.2f} | {fld / wall:.0%} |", flush=True)
             Ns.append(n)
             Ts.append(wall)

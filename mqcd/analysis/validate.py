@@ -43,6 +43,10 @@ METHODS = {
     "geometric-ehrenfest-qc": {"name": "geometric-ehrenfest-qc"},
     "qhd": {"name": "qhd"},
     "fssh-coupled": {"name": "fssh-coupled"},
+    # the other routes to d rho (docs/theory/fields.md)
+    "ehrenfest-qc-regression": {"name": "ehrenfest-qc", "rho_derivatives": "regression"},
+    "ehrenfest-qc-basis": {"name": "ehrenfest-qc", "rho_derivatives": "trajectory-basis"},
+    "fssh-coupled-trajectory": {"name": "fssh-coupled", "rho_derivatives": "trajectory"},
     # the ladder with bandwidths 10x (regression) and 2x (density) below the normal-reference rule
     "gehqc-narrow": {"name": "geometric-ehrenfest-qc", "regression_scale": 0.1,
                      "density_scale": 0.5},
