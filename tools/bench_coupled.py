@@ -44,9 +44,8 @@ class TimedFields:
         self.spent += time.perf_counter() - t
         return out
 
-    @property
-    def last(self):
-        return self.inner.last
+    def __getattr__(self, name):          # everything else: the wrapped part's attributes
+        return getattr(self.inner, name)
 
 
 def measure(model, n, D, steps, method):

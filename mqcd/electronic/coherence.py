@@ -119,3 +119,22 @@ def trajectory_derivatives(rho, dH, E, V, f, basis=False, out=None):
             out[name] = np.empty((N, D, ns, ns), dtype=np.complex128)
     _derivatives(rho, dH, E, V, f, basis, out["G"], out["drho"])
     return out["G"], out["drho"]
+
+
+@njit(parallel=True, cache=True)
+def population_rates(X, rho, V, out):
+    """``out[t, k, n] = (V^dagger (-i [X_k, rho]) V)_nn``: the rate at which a Hermitian term
+    ``X_k`` (N, K, ns, ns) added to H changes the adiabatic populations (N, K, ns), 1/a.u. time
+    per unit of ``X``."""
+    N, K, ns, _ = X.shape
+    for t in prange(N):
+        M = np.empty((ns, ns), dtype=np.complex128)
+        for k in range(K):
+            _commutator(X[t, k], rho[t], M)
+            for n in range(ns):
+                v = 0j
+                for a in range(ns):
+                    for b in range(ns):
+                        v += np.conj(V[t, a, n]) * M[a, b] * V[t, b, n]
+                out[t, k, n] = v.imag          # Re(-i z) = Im z
+    return out

@@ -33,7 +33,7 @@ import dataclasses
 import numpy as np
 
 from ..electronic.adiabatic import adiabatic_gradients
-from ..electronic.coherence import accumulate_forces, trajectory_derivatives
+from ..electronic.coherence import accumulate_forces, population_rates, trajectory_derivatives
 from ..electronic.geometry import geometry_from_fields
 from ..fields import FieldOptions, FieldWorkspace, estimate_fields
 from ..fields.conservative import t2_conservative
@@ -228,20 +228,24 @@ class LadderParts:
         shift = np.zeros(sw.x.shape[1])
         if self.quantum_coupling and self.constrain:
             shift = self._population_shift(sw, G)
-            G -= np.einsum("j,njab->nab", shift, self.fields.drho)
+            for j, c in enumerate(shift):
+                G -= c * self.fields.drho[:, j]
         self.shift = shift
         G *= self.scale
         self.G_prev, self.G_now = self.G_now, G
         Fc = np.zeros_like(sw.x)
         if combined:
-            Fc -= t2 + 2.0 * np.einsum("nkj,j->nk", geo.g, shift)
+            Fc -= t2
+            for j, c in enumerate(shift):
+                Fc -= 2.0 * c * geo.g[:, :, j]
             if self.quantum_force:
                 Fc += geo.Fq
         elif self.correction_forces:
             if self.geometric:
                 Fc -= geo.T1
             if self.quantum_coupling:
-                Fc += 2.0 * np.einsum("nj,nkj->nk", geo.u - shift, geo.g)
+                for j, c in enumerate(shift):
+                    Fc += 2.0 * (geo.u[:, j] - c)[:, None] * geo.g[:, :, j]
             if self.quantum_force:
                 Fc += geo.Fq
         self.F_corr = self.scale * Fc
@@ -257,17 +261,14 @@ class LadderParts:
         ``sum_n |A_n - c.B_n|^2 + (N ridge)^2 |c|^2``. Exact (rank-independent) sums.
         """
         _, V = sw.ensure_adiabatic()
-        Vc = V.astype(np.complex128)
-        rho = sw.rho
-        drho = self.fields.drho
-        rateA = -1j * (G @ rho - rho @ G)
-        rateB = -1j * (drho @ rho[:, None] - rho[:, None] @ drho)
-        A = np.einsum("tan,tab,tbn->tn", Vc.conj(), rateA, Vc).real
-        B = np.einsum("tan,tjab,tbn->tjn", Vc.conj(), rateB, Vc).real
-        N, D, ns = B.shape
-        s = self.comm.sum_rows(np.concatenate([A, B.reshape(N, D * ns),
+        V = np.ascontiguousarray(V, dtype=np.complex128)
+        N, D, ns, _ = self.fields.drho.shape
+        rates = np.empty((N, 1 + D, ns))
+        population_rates(G[:, None], sw.rho, V, rates[:, :1])
+        population_rates(np.ascontiguousarray(self.fields.drho), sw.rho, V, rates[:, 1:])
+        s = self.comm.sum_rows(np.concatenate([rates.reshape(N, (1 + D) * ns),
                                                np.ones((N, 1))], axis=1))
-        A, B, ntot = s[:ns], s[ns:ns + D * ns].reshape(D, ns), s[-1]
+        A, B, ntot = s[:ns], s[ns:(1 + D) * ns].reshape(D, ns), s[-1]
         M = B @ B.T + (ntot * self.ridge_c) ** 2 * np.eye(D)
         return np.linalg.solve(M, B @ A) if np.any(B) else np.zeros(D)
 
