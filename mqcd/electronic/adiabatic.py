@@ -73,26 +73,33 @@ def eigh(H, E=None, V=None):
     return E, V
 
 
+@njit(cache=True, inline="always")
+def sandwich_one(M, V, adjoint_left, tmp, out):
+    """One (ns, ns) matrix: ``out = V^dagger M V`` (adjoint_left) or ``V M V^dagger``; ``tmp``
+    is scratch of the same shape."""
+    ns = M.shape[0]
+    for a in range(ns):
+        for b in range(ns):
+            acc = 0j
+            for k in range(ns):
+                v = V[k, b] if adjoint_left else np.conj(V[b, k])
+                acc += M[a, k] * v
+            tmp[a, b] = acc
+    for a in range(ns):
+        for b in range(ns):
+            acc = 0j
+            for k in range(ns):
+                v = np.conj(V[k, a]) if adjoint_left else V[a, k]
+                acc += v * tmp[k, b]
+            out[a, b] = acc
+
+
 @njit(cache=True)
 def _sandwich(M, V, adjoint_left, out):
     n, ns, _ = M.shape
     tmp = np.empty((ns, ns), dtype=np.complex128)
     for i in range(n):
-        # tmp = M V  (or M V^dagger), out = V^dagger tmp (or V tmp)
-        for a in range(ns):
-            for b in range(ns):
-                acc = 0j
-                for k in range(ns):
-                    v = V[i, k, b] if adjoint_left else np.conj(V[i, b, k])
-                    acc += M[i, a, k] * v
-                tmp[a, b] = acc
-        for a in range(ns):
-            for b in range(ns):
-                acc = 0j
-                for k in range(ns):
-                    v = np.conj(V[i, k, a]) if adjoint_left else V[i, a, k]
-                    acc += v * tmp[k, b]
-                out[i, a, b] = acc
+        sandwich_one(M[i], V[i], adjoint_left, tmp, out[i])
     return out
 
 

@@ -34,6 +34,8 @@ V (N, ns, ns) eigenvectors as columns; f (N, D, ns) bohr^-1.
 import numpy as np
 from numba import njit, prange
 
+from .adiabatic import sandwich_one
+
 
 @njit(parallel=True, cache=True)
 def accumulate_forces(f, grad_prev, grad_now, dt):
@@ -66,19 +68,7 @@ def _derivatives(rho, dH, E, V, f, basis, G, drho):
         K = np.empty((ns, ns), dtype=np.complex128)
         C = np.empty((ns, ns), dtype=np.complex128)
         for j in range(D):
-            # A = V^dagger dH_j V (adiabatic representation of the gradient)
-            for a in range(ns):
-                for b in range(ns):
-                    v = 0j
-                    for k in range(ns):
-                        v += dH[t, j, a, k] * V[t, k, b]
-                    C[a, b] = v
-            for a in range(ns):
-                for b in range(ns):
-                    v = 0j
-                    for k in range(ns):
-                        v += np.conj(V[t, k, a]) * C[k, b]
-                    A[a, b] = v
+            sandwich_one(dH[t, j], V[t], True, C, A)      # adiabatic representation of d_j H
             # K: i f on the diagonal, couplings d_ab = A_ab / (E_b - E_a) off it
             for a in range(ns):
                 for b in range(ns):
@@ -87,19 +77,7 @@ def _derivatives(rho, dH, E, V, f, basis, G, drho):
                     else:
                         gap = E[t, b] - E[t, a]
                         K[a, b] = A[a, b] / gap if (gap != 0.0 and basis) else 0j
-            # G_j = V K V^dagger
-            for a in range(ns):
-                for b in range(ns):
-                    v = 0j
-                    for k in range(ns):
-                        v += V[t, a, k] * K[k, b]
-                    C[a, b] = v
-            for a in range(ns):
-                for b in range(ns):
-                    v = 0j
-                    for k in range(ns):
-                        v += C[a, k] * np.conj(V[t, b, k])
-                    G[t, j, a, b] = v
+            sandwich_one(K, V[t], False, C, G[t, j])       # G_j = V K V^dagger
             _commutator(G[t, j], rho[t], drho[t, j])
 
 
