@@ -153,6 +153,10 @@ def kernel_sums_flat(xt, xs, F, groups, method, settings: EngineSettings, lam=No
     return full, offsets
 
 
+TREE_MAX_PAIRS = 5e7
+"""Largest number of neighbour pairs the tree path may hold (~16 bytes each: 0.8 GB)."""
+
+
 def choose_method(method, N, M, D, x, h_min, h_max, settings: EngineSettings, pairs_below,
                   max_grid_cells, tree_max_fraction, n_classes=1):
     """Resolve ``"auto"`` and check an explicit ``"grid"`` request.
@@ -162,7 +166,8 @@ def choose_method(method, N, M, D, x, h_min, h_max, settings: EngineSettings, pa
       number of adaptive bandwidth classes);
     * else ``tree``, unless a probe finds that on average more than ``tree_max_fraction`` of the
       swarm lies within the cutoff of a target (wide bandwidths in many dimensions), where
-      building neighbour lists costs more than it saves: then ``pairs``.
+      building neighbour lists costs more than it saves: then ``pairs``; also ``pairs`` when the
+      lists would hold more than ``TREE_MAX_PAIRS`` pairs (memory).
 
     Returns ``(method, reason)``.
     """
@@ -189,4 +194,7 @@ def choose_method(method, N, M, D, x, h_min, h_max, settings: EngineSettings, pa
     frac = neighbour_fraction(x, x, h_max, settings.cutoff)
     if frac > tree_max_fraction:
         return "pairs", f"{why}; neighbour fraction {frac:.2f} > tree_max_fraction"
+    if frac * float(N) * float(M) > TREE_MAX_PAIRS:
+        return "pairs", (f"{why}; {frac * N * M:.2e} neighbour pairs > TREE_MAX_PAIRS = "
+                         f"{TREE_MAX_PAIRS:.0e} (memory)")
     return "tree", f"{why}; neighbour fraction {frac:.2f}"

@@ -112,7 +112,8 @@ class FieldOptions:
         ``"auto"`` uses all pairs when ``N < pairs_below``. None: the crossover measured on
         the development machine (2-core EPYC, one thread) between the all-pairs cost and the
         grid's fixed (FFT) cost: 128 (D = 1), 400 (D = 2), 4000 (D >= 3).
-    max_grid_cells : int, default 2**22
+    max_grid_cells : int, default 2**24 (the grid path works on batches of fields, so its memory is
+        bounded by the cells times a few batches, ~1 GB at the default)
         ``"auto"`` does not use the grid above this many cells (32 MiB per grid field).
     tree_max_fraction : float, default 0.3
         ``"auto"`` prefers all pairs to the tree when a probe finds more than this fraction of the
@@ -144,7 +145,7 @@ class FieldOptions:
     grid_pad: float = 6.0
     class_ratio: float = 2.0 ** 0.0625
     pairs_below: Optional[int] = None
-    max_grid_cells: int = 1 << 22
+    max_grid_cells: int = 1 << 24
     tree_max_fraction: float = 0.3
     workers: int = 1
 

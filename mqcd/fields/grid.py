@@ -308,7 +308,8 @@ def grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau, *
     spacing : grid spacing in units of the smallest bandwidth ``min(hs) * min(classes)`` (<= 0.5).
     order : B-spline order (2, 3 or 4).
     pad : periodic padding in units of the largest bandwidth.
-    max_batch_doubles : memory bound for one batch of inverse transforms.
+    max_batch_doubles : memory bound (doubles) for one batch of deposited fields and for one
+        batch of inverse transforms.
     workers : ``scipy.fft`` worker threads.
     out : optional ``(M, n_out)`` output array; ws : workspace for the deposition grid.
 
@@ -326,19 +327,8 @@ def grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau, *
     dx, lo, shape = grid_geometry(lo_pts, hi_pts, hs.min(axis=0) * classes.min(),
                                   hs.max(axis=0) * classes.max(), spacing, pad, order)
     m = F.shape[1]
-    grid = ws.array("grid_deposit", (C, int(np.prod(shape)), m))
-    if D == 1:
-        _deposit1(xs, F, lo, dx, order, cls, tau, grid)
-    else:
-        _deposit(xs, F, lo, dx, shape, order, cls, tau, grid)
     shp = tuple(int(v) for v in shape)
-    grid = np.moveaxis(grid.reshape((C,) + shp + (m,)), -1, 1)          # (C, m, G...)
-    Fh = sfft.rfftn(grid, axes=tuple(range(2, 2 + D)), workers=workers)  # (C, m, K...)
-    del grid
-    hshape = Fh.shape[2:]
-    # spectra as 3-D arrays (singleton axes for D < 3) for the fused multiply
-    sh3 = tuple(hshape) + (1,) * (3 - D)
-    Fh3 = Fh.reshape((C, m) + sh3)
+    Greal = int(np.prod(shape))
     kvec, deconv = [], []
     for j in range(D):
         if j == D - 1:
@@ -364,7 +354,6 @@ def grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau, *
                 * deconv[j][None, :], dtype=np.complex128)
         return fac_cache[key]
 
-    Fh3 = np.ascontiguousarray(np.moveaxis(Fh3, 1, 0))  # (m, C, K...)
     col_op = np.empty(n_out, dtype=np.int64)
     col_f = np.empty(n_out, dtype=np.int64)
     for o in range(ops.shape[0]):
@@ -372,24 +361,50 @@ def grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau, *
         col_f[o0[o]:o0[o] + nf[o]] = np.arange(f0[o], f0[o] + nf[o])
     if out is None:
         out = np.empty((xt.shape[0], n_out))
-    Greal = int(np.prod(shape))
-    nb = int(max(1, min(n_out, max_batch_doubles // max(1, Greal))))
     xt_c = np.ascontiguousarray(xt, dtype=np.float64)
     chunk = 256
     perm = None
-    for a in range(0, n_out, nb):
-        b = min(n_out, a + nb)
-        Rh = np.zeros((b - a,) + sh3, dtype=np.complex128)
-        for q in range(a, b):
-            o = int(col_op[q])
-            _spec_mul(Fh3[col_f[q]], factor(0, o), factor(1, o), factor(2, o), Rh[q - a])
-        R = sfft.irfftn(Rh.reshape((b - a,) + tuple(hshape)), s=shp, axes=tuple(range(1, 1 + D)),
-                        workers=workers)
-        R = R.reshape(b - a, Greal)
+    # memory bound: source fields are deposited and transformed max_batch_doubles / (C G) at a
+    # time, output columns inverse-transformed max_batch_doubles / G at a time
+    mb = int(max(1, min(m, max_batch_doubles // max(1, C * Greal))))
+    nb = int(max(1, min(n_out, max_batch_doubles // max(1, Greal))))
+    for fa in range(0, m, mb):
+        fb = min(m, fa + mb)
+        cols = np.flatnonzero((col_f >= fa) & (col_f < fb))
+        if cols.size == 0:
+            continue
+        grid = ws.array("grid_deposit", (C, Greal, fb - fa))
+        Fc = F if (fa == 0 and fb == m) else np.ascontiguousarray(F[:, fa:fb])
         if D == 1:
-            _interpolate1(xt_c, R, lo, dx, order, out, a, chunk)
+            _deposit1(xs, Fc, lo, dx, order, cls, tau, grid)
         else:
-            if perm is None:
-                perm = _cell_order(xt_c, lo, dx, shape)
-            _interpolate(xt_c, np.ascontiguousarray(R.T), lo, dx, shape, order, out, a, chunk, perm)
+            _deposit(xs, Fc, lo, dx, shape, order, cls, tau, grid)
+        grid = np.moveaxis(grid.reshape((C,) + shp + (fb - fa,)), -1, 1)        # (C, m, G...)
+        Fh = sfft.rfftn(grid, axes=tuple(range(2, 2 + D)), workers=workers)    # (C, m, K...)
+        del grid
+        hshape = Fh.shape[2:]
+        sh3 = tuple(hshape) + (1,) * (3 - D)   # spectra as 3-D arrays for the fused multiply
+        Fh3 = np.ascontiguousarray(np.moveaxis(Fh.reshape((C, fb - fa) + sh3), 1, 0))
+        del Fh
+        for a in range(0, cols.size, nb):
+            batch = cols[a:a + nb]
+            Rh = np.zeros((batch.size,) + sh3, dtype=np.complex128)
+            for i, q in enumerate(batch):
+                o = int(col_op[q])
+                _spec_mul(Fh3[col_f[q] - fa], factor(0, o), factor(1, o), factor(2, o), Rh[i])
+            R = sfft.irfftn(Rh.reshape((batch.size,) + tuple(hshape)), s=shp,
+                            axes=tuple(range(1, 1 + D)), workers=workers)
+            R = R.reshape(batch.size, Greal)
+            contiguous = batch[-1] - batch[0] == batch.size - 1
+            dst = out if contiguous else np.empty((xt.shape[0], batch.size))
+            c0 = int(batch[0]) if contiguous else 0
+            if D == 1:
+                _interpolate1(xt_c, R, lo, dx, order, dst, c0, chunk)
+            else:
+                if perm is None:
+                    perm = _cell_order(xt_c, lo, dx, shape)
+                _interpolate(xt_c, np.ascontiguousarray(R.T), lo, dx, shape, order, dst, c0, chunk,
+                             perm)
+            if not contiguous:
+                out[:, batch] = dst
     return out
