@@ -16,12 +16,14 @@ benchmark tools/bench_mpi.py reads it to report the communication per step.
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import sys
 import time
 import traceback
 from collections import defaultdict
 
+import numba
 import numpy as np
 from mpi4py import MPI
 from mpi4py.util.dtlib import from_numpy_dtype
@@ -58,6 +60,17 @@ def _mpi_type(dtype):
     return from_numpy_dtype(dtype)
 
 
+def share_cores(comm):
+    """Numba threads per rank = usable cores / ranks on this node (at least 1), unless the user set
+    NUMBA_NUM_THREADS; otherwise every rank would start one thread per core and oversubscribe the
+    node. Returns the thread count in use."""
+    if "NUMBA_NUM_THREADS" not in os.environ:
+        local = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, (cores or 1) // local)))
+    return numba.get_num_threads()
+
+
 class MPIComm:
     """Distribution of the swarm over the ranks of an MPI communicator (default COMM_WORLD)."""
 
@@ -67,6 +80,8 @@ class MPIComm:
         self.size = self.comm.Get_size()
         self.is_root = self.rank == 0
         self.stats = CommStats()
+        self.threads = share_cores(self.comm)
+
 
     def __repr__(self):
         return f"<MPIComm rank {self.rank} of {self.size}>"
