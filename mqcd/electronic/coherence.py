@@ -60,25 +60,36 @@ def _commutator(A, B, out):
             out[a, b] = v
 
 
+_CHUNK = 256  # trajectories per parallel work item (scratch matrices allocated once per chunk)
+
+
+@njit(cache=True, inline="always")
+def _derivatives_one(rho, dH, E, V, f, basis, G, drho, t, A, K, C):
+    """G_j and d_j rho of trajectory t (A, K, C: (ns, ns) scratch)."""
+    D, ns = dH.shape[1], dH.shape[2]
+    for j in range(D):
+        sandwich_one(dH[t, j], V[t], True, C, A)      # adiabatic representation of d_j H
+        # K: i f on the diagonal, couplings d_ab = A_ab / (E_b - E_a) off it
+        for a in range(ns):
+            for b in range(ns):
+                if a == b:
+                    K[a, b] = 1j * f[t, j, a]
+                else:
+                    gap = E[t, b] - E[t, a]
+                    K[a, b] = A[a, b] / gap if (gap != 0.0 and basis) else 0j
+        sandwich_one(K, V[t], False, C, G[t, j])       # G_j = V K V^dagger
+        _commutator(G[t, j], rho[t], drho[t, j])
+
+
 @njit(parallel=True, cache=True)
 def _derivatives(rho, dH, E, V, f, basis, G, drho):
-    N, D, ns, _ = dH.shape
-    for t in prange(N):
+    N, ns = dH.shape[0], dH.shape[2]
+    for ch in prange((N + _CHUNK - 1) // _CHUNK):
         A = np.empty((ns, ns), dtype=np.complex128)
         K = np.empty((ns, ns), dtype=np.complex128)
         C = np.empty((ns, ns), dtype=np.complex128)
-        for j in range(D):
-            sandwich_one(dH[t, j], V[t], True, C, A)      # adiabatic representation of d_j H
-            # K: i f on the diagonal, couplings d_ab = A_ab / (E_b - E_a) off it
-            for a in range(ns):
-                for b in range(ns):
-                    if a == b:
-                        K[a, b] = 1j * f[t, j, a]
-                    else:
-                        gap = E[t, b] - E[t, a]
-                        K[a, b] = A[a, b] / gap if (gap != 0.0 and basis) else 0j
-            sandwich_one(K, V[t], False, C, G[t, j])       # G_j = V K V^dagger
-            _commutator(G[t, j], rho[t], drho[t, j])
+        for t in range(ch * _CHUNK, min(N, (ch + 1) * _CHUNK)):
+            _derivatives_one(rho, dH, E, V, f, basis, G, drho, t, A, K, C)
 
 
 def trajectory_derivatives(rho, dH, E, V, f, basis=False, out=None):
@@ -105,14 +116,15 @@ def population_rates(X, rho, V, out):
     ``X_k`` (N, K, ns, ns) added to H changes the adiabatic populations (N, K, ns), 1/a.u. time
     per unit of ``X``."""
     N, K, ns, _ = X.shape
-    for t in prange(N):
+    for ch in prange((N + _CHUNK - 1) // _CHUNK):
         M = np.empty((ns, ns), dtype=np.complex128)
-        for k in range(K):
-            _commutator(X[t, k], rho[t], M)
-            for n in range(ns):
-                v = 0j
-                for a in range(ns):
-                    for b in range(ns):
-                        v += np.conj(V[t, a, n]) * M[a, b] * V[t, b, n]
-                out[t, k, n] = v.imag          # Re(-i z) = Im z
+        for t in range(ch * _CHUNK, min(N, (ch + 1) * _CHUNK)):
+            for k in range(K):
+                _commutator(X[t, k], rho[t], M)
+                for n in range(ns):
+                    v = 0j
+                    for a in range(ns):
+                        for b in range(ns):
+                            v += np.conj(V[t, a, n]) * M[a, b] * V[t, b, n]
+                    out[t, k, n] = v.imag          # Re(-i z) = Im z
     return out
