@@ -7,7 +7,7 @@
 The grid rules are in :mod:`mqcd.exact.grid`, the propagator in :mod:`mqcd.exact.propagator`, the
 driver in :mod:`mqcd.exact.solver`; docs/exact.md describes all three.
 """
-from ..io.deck import Key, non_negative, positive
+from ..io.schema import Key, non_negative, positive
 
 
 def _all_ge(minimum):

@@ -7,16 +7,18 @@ import time as _time
 import numpy as np
 
 from .._version import __version__
-from ..io.deck import Deck, deck_model, read_deck
 from ..io.results import Result
 from .grid import check_dimensions, plan_grid
 from .propagator import SplitOperator
 
 
 def _as_deck(deck):
-    if isinstance(deck, Deck):
-        return deck
-    return read_deck(deck, for_exact=True)
+    """The validated deck and its model (the deck module imports this package's schema, so it
+    is imported here, where it is used, not at module level)."""
+    from ..io.deck import Deck, deck_model, read_deck
+    if not isinstance(deck, Deck):
+        deck = read_deck(deck, for_exact=True)
+    return deck, deck_model(deck)
 
 
 def exact_plan(deck):
@@ -25,8 +27,7 @@ def exact_plan(deck):
     Returns ``(plan, dt_used, steps_per_record)``: the :class:`~mqcd.exact.grid.GridPlan`, the
     propagator step (a.u. of time) and the number of steps between output times.
     """
-    deck = _as_deck(deck)
-    model = deck_model(deck)
+    deck, model = _as_deck(deck)
     check_dimensions(model)
     plan = plan_grid(deck, model)
     dt_rec = deck.output["stride"] * deck.run["dt"]
@@ -62,8 +63,7 @@ def run_exact(deck, *, progress=None) -> Result:
         the absorbing boundary ``exact/absorbed`` (nt, 2, ns) (side: x_0 < 0, x_0 > 0; adiabatic).
     """
     t_wall = _time.perf_counter()
-    deck = _as_deck(deck)
-    model = deck_model(deck)
+    deck, model = _as_deck(deck)
     plan, dt, nsub = exact_plan(deck)
     ini, run, ex = deck.initial, deck.run, deck.exact
     exit_radius = run["exit_radius"] if run["exit_radius"] > 0 else float(model.interaction_radius)

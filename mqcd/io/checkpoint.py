@@ -34,7 +34,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .deck import DeckError
+from .schema import DeckError
 
 FORMAT = 1
 SUFFIX = ".ckpt"

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..electronic.adiabatic import adiabatic_populations
 from ..ensemble.streams import STREAM_HOP, uniforms
-from ..io.deck import Key
+from ..io.schema import Key
 from .base import Method
 from .decoherence import SCHEMES, scheme_options
 from .hopping import FRUSTRATED, RESCALE, active_energy, active_force, adjust_momenta, choose_hops

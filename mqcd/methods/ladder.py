@@ -37,7 +37,7 @@ from ..electronic.coherence import accumulate_forces, population_rates, trajecto
 from ..electronic.geometry import geometry_from_fields
 from ..fields import FieldOptions, FieldWorkspace, estimate_fields
 from ..fields.conservative import t2_conservative
-from ..io.deck import DeckError, Key, non_negative, positive
+from ..io.schema import DeckError, Key, non_negative, positive
 from .base import Method
 from .fssh import FSSH
 

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 
 from ...electronic.adiabatic import to_adiabatic, to_diabatic
-from ...io.deck import Key, positive
+from ...io.schema import Key, positive
 
 
 @njit(cache=True)

@@ -8,7 +8,7 @@ and on the double arch; see Nelson, Fernandez-Alberti, Roitberg and Tretiak, J. 
 """
 import numpy as np
 
-from ...io.deck import Key
+from ...io.schema import Key
 
 
 class InstantaneousDecoherence:

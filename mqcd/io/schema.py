@@ -1,0 +1,115 @@
+"""Deck schema primitives: the ``Key`` declaration, ``DeckError`` and the value checks.
+
+Every part that declares deck keys (methods, the exact solver, models, the deck sections in
+:mod:`mqcd.io.deck`) imports them from here, and :mod:`mqcd.io.deck` imports the parts' schemas:
+one direction, no import circle.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Callable
+
+REQUIRED = object()
+
+
+class DeckError(ValueError):
+    """A deck is invalid; the message names the section, key and allowed values."""
+
+
+@dataclass
+class Key:
+    """Declaration of one deck key.
+
+    type: one of "int", "float", "str", "bool", "floats" (list of float), "ints", "any".
+    default: value used when absent; ``REQUIRED`` if the key must be given.
+    choices: allowed values for str keys.
+    check: extra predicate ``(value) -> error message or None``.
+    """
+    type: str
+    default: Any = REQUIRED
+    doc: str = ""
+    unit: str = ""
+    choices: tuple | None = None
+    check: Callable[[Any], str | None] | None = None
+
+    def describe_type(self):
+        return {"int": "integer", "float": "number", "str": "string", "bool": "true/false",
+                "floats": "list of numbers", "ints": "list of integers",
+                "any": "value"}[self.type]
+
+
+def positive(v):
+    return None if v > 0 else "must be > 0"
+
+
+def non_negative(v):
+    return None if v >= 0 else "must be >= 0"
+
+
+def all_positive(v):
+    return None if all(x > 0 for x in v) else "every entry must be > 0"
+
+
+def _coerce(section, name, key: Key, value):
+    where = f"[{section}] {name}"
+    t = key.type
+    if t == "any":
+        return value
+    if t == "bool":
+        if not isinstance(value, bool):
+            raise DeckError(f"{where} = {value!r}: expected true or false")
+    elif t == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise DeckError(f"{where} = {value!r}: expected an integer")
+    elif t == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise DeckError(f"{where} = {value!r}: expected a number ({key.unit or 'a.u.'})")
+        value = float(value)
+    elif t == "str":
+        if not isinstance(value, str):
+            raise DeckError(f"{where} = {value!r}: expected a string")
+        if key.choices is not None and value not in key.choices:
+            raise DeckError(f"{where} = '{value}' is not allowed; allowed: "
+                            + ", ".join(f"'{c}'" for c in key.choices))
+    elif t in ("floats", "ints"):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, list):
+            raise DeckError(f"{where} = {value!r}: expected a list of numbers")
+        for v in value:
+            ok = (isinstance(v, int) if t == "ints" else isinstance(v, (int, float)))
+            if isinstance(v, bool) or not ok:
+                raise DeckError(f"{where} = {value!r}: expected a {key.describe_type()}")
+        value = [float(v) for v in value] if t == "floats" else list(value)
+    if key.check is not None:
+        msg = key.check(value)
+        if msg:
+            raise DeckError(f"{where} = {value!r}: {msg}")
+    return value
+
+
+def validate_section(section: str, given: dict, schema: dict[str, Key], *, open_keys=()):
+    """Type-check ``given`` against ``schema``; fill defaults; reject unknown keys.
+
+    ``open_keys`` are extra names accepted without a declaration here (checked by their owner).
+    """
+    if not isinstance(given, dict):
+        raise DeckError(f"[{section}] must be a table (section), got {type(given).__name__}")
+    unknown = sorted(k for k in given if k not in schema and k not in open_keys)
+    if unknown:
+        allowed = ", ".join(list(schema) + list(open_keys))
+        raise DeckError(f"[{section}] unknown key(s) {', '.join(unknown)}; allowed: {allowed}")
+    out = {}
+    for name, key in schema.items():
+        if name in given:
+            out[name] = _coerce(section, name, key, given[name])
+        elif key.default is REQUIRED:
+            raise DeckError(f"[{section}] {name} is required ({key.describe_type()}"
+                            + (f", {key.unit}" if key.unit else "") + f"): {key.doc}")
+        else:
+            out[name] = copy.deepcopy(key.default)
+    for k in open_keys:
+        if k in given:
+            out[k] = given[k]
+    return out
