@@ -309,7 +309,7 @@ class _Runner:
                   "final/rho_diabatic": (sw.rho, "1"),
                   "final/state_weights": (weights, "1"),
                   "final/energy_drift": (method.potential_energy(sw) + sw.kinetic_energy()
-                                         - sw.E0, "hartree")}
+                                         + method.energy_extra(sw) - sw.E0, "hartree")}
         finals.update(method.final_records(sw, comm))
         for name, (arr, unit) in finals.items():
             arr = comm.gather_rows(arr)

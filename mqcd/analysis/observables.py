@@ -74,26 +74,27 @@ class Recorder:
     def record(self, sw):
         E, V = sw.ensure_adiabatic()
         ns, D = sw.rho.shape[1], sw.x.shape[1]
-        rows = np.empty((sw.ntraj, 2 * ns + 3 + 2 * D))
+        rows = np.empty((sw.ntraj, 2 * ns + 4 + 2 * D))
         pmin, terr = _rho_rows(sw.rho, V, rows)
         kin = sw.kinetic_energy()
         pot = self.method.potential_energy(sw)
-        tot = kin + pot
+        tot = kin + pot + self.method.energy_extra(sw)
         if sw.E0 is None:
             sw.E0 = tot.copy()
         drift = np.max(np.abs(tot - sw.E0)) if sw.ntraj else 0.0
         rows[:, 2 * ns], rows[:, 2 * ns + 1] = kin, pot
-        rows[:, 2 * ns + 3:2 * ns + 3 + D], rows[:, 2 * ns + 3 + D:] = sw.x, sw.p
+        rows[:, 2 * ns + 3:2 * ns + 3 + D], rows[:, 2 * ns + 3 + D:-1] = sw.x, sw.p
+        rows[:, -1] = tot
         sums = self.comm.sum_rows(rows)       # exact: independent of the MPI decomposition
         maxs = self.comm.max(np.array([drift, -pmin if sw.ntraj else -np.inf, terr]))
         s = sums / self.n
         row = {"time": sw.t,
                "populations/adiabatic": s[:ns], "populations/diabatic": s[ns:2 * ns],
                "energy/kinetic": s[2 * ns], "energy/potential": s[2 * ns + 1],
-               "energy/total": s[2 * ns] + s[2 * ns + 1],
+               "energy/total": s[-1],
                "coherence/indicator": s[2 * ns + 2],
                "nuclear/position_mean": s[2 * ns + 3:2 * ns + 3 + D],
-               "nuclear/momentum_mean": s[2 * ns + 3 + D:],
+               "nuclear/momentum_mean": s[2 * ns + 3 + D:-1],
                "energy/drift_max": maxs[0], "diagnostics/purity_min": -maxs[1],
                "diagnostics/trace_error_max": maxs[2]}
         for name, (val, unit) in self.method.extra_records(sw, self.comm).items():

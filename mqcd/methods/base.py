@@ -58,6 +58,17 @@ class Method:
         """Potential energy of each trajectory in this method's dynamics (hartree)."""
         return mean_field_energy(sw.rho, sw.H)
 
+    #: what the method's dynamics conserves: "trajectory" (every trajectory's energy, e.g.
+    #: Ehrenfest, FSSH) or "ensemble" (only the swarm total, e.g. the coupled ladder methods,
+    #: whose trajectories exchange energy through the swarm fields)
+    energy_conservation = "trajectory"
+
+    def energy_extra(self, sw):
+        """Per-trajectory energy terms beyond kinetic + potential that belong to the quantity
+        the method conserves (hartree), e.g. the geometric kinetic energy T_geo of the
+        geometric rungs; 0 for Ehrenfest and surface hopping."""
+        return 0.0
+
     def state_weights(self, sw):
         """(N, ns) weight of each adiabatic state per trajectory, used for branching."""
         from ..electronic.adiabatic import adiabatic_populations
