@@ -108,6 +108,9 @@ def main(argv=None):
     v.add_argument("rest", nargs=argparse.REMAINDER)
     v.set_defaults(func=_cmd_validate)
 
+    from .jellium.cli import add_parser as add_jellium_parser
+    add_jellium_parser(sub)       # mqcd jellium run | equilibrium | coefficients (docs/jellium.md)
+
     a = p.parse_args(argv)
     if a.version:
         from ._version import __version__
