@@ -6,6 +6,7 @@ The data flow is one direction: deck -> validated config -> model + initial swar
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -14,14 +15,23 @@ import numpy as np
 
 from ._version import __version__
 from .analysis.observables import UNITS, Recorder, branching
+from .analysis.summary import run_problems
 from .ensemble.initial import initial_swarm
 from .ensemble.swarm import Swarm
+from .io.atomic import probe_folder
 from .io.deck import Deck, DeckError, deck_model, read_deck
 from .io.checkpoint import (Checkpoint, check_restart, checkpoint_path, read_checkpoint,
                             write_checkpoint)
 from .io.results import Result, check_writable, write_result
 from .methods import build_method
-from .parallel import CollectiveError, block_counts, get_comm
+from .models import ModelError, model_fingerprint, user_frame
+from .models.check import check_at
+from .parallel import CollectiveError, block_counts, get_comm, mark_collective
+from .runtime import (DroppedTrajectoriesWarning, Progress, RunInterrupted, RunLock,
+                      RunProblemWarning, StopSignals, resolve_mode)
+from .runtime.progress import DEFAULT_INTERVAL
+from .runtime.resources import (ResourceError, ranks_on_this_node, refuse_if_disk_full,
+                                refuse_if_too_big, swarm_disk, swarm_memory)
 
 
 def _as_deck(deck, **kw):
@@ -33,18 +43,79 @@ def _nsteps(run):
     return int(math.ceil(n - 1e-9))
 
 
-def _exited(sw, radius, comm):
-    """True when every trajectory has |x_0| > radius and moves outward (along dof 0)."""
+def _exit_status(sw, radius, comm):
+    """``(inside, t_left)``: how many trajectories still have |x_0| <= radius or move inward
+    (along dof 0; the run's exit rule is met when none does), and the time (a.u.) the slowest of
+    them needs to leave at its present speed (through the region when it moves inward): the
+    estimate the progress report uses. One reduction."""
     x0, p0 = sw.x[:, 0], sw.p[:, 0]
-    inside = np.any((np.abs(x0) <= radius) | (x0 * p0 < 0))
-    return not comm.any(inside)
+    inward = x0 * p0 < 0
+    inside = (np.abs(x0) <= radius) | inward
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(inside, np.where(inward, np.abs(x0) + radius, radius - np.abs(x0))
+                     / (np.abs(p0) / sw.masses[0]), 0.0)
+    out = comm.sum(np.array([float(np.count_nonzero(inside)), 0.0]))
+    t_left = comm.max(np.array([float(t.max()) if t.size else 0.0]))
+    return int(out[0]), float(t_left[0])
+
+
+def _first_message(comm, msg, width=4000):
+    """The first non-empty ``msg`` over the ranks (in rank order), on every rank (collective)."""
+    if comm.size == 1:
+        return msg
+    buf = np.zeros((1, width), np.uint8)
+    b = msg.encode("utf-8")[:width]
+    buf[0, :len(b)] = np.frombuffer(b, np.uint8)
+    rows = comm.gather_rows(buf)
+    first = ""
+    if comm.is_root:
+        for r in rows:
+            if r.any():
+                first = bytes(r).rstrip(b"\0").decode("utf-8", "replace")
+                break
+    return comm.bcast(first)
+
+
+def _model_error(model, exc, when):
+    """A ModelError naming the user model file, the line and the call, for an exception that
+    came from the user's model file; None for other exceptions (re-raised unchanged)."""
+    path = getattr(model, "source_path", None)
+    if path is None or isinstance(exc, ModelError):
+        return None
+    where = user_frame(exc, path)
+    if where is None and "first evaluation" not in when:
+        return None
+    at = f" (line {where[0]} of {path}: `{where[1]}`)" if where else f" (model file {path})"
+    return ModelError(f"the model {type(model).__name__} raised {type(exc).__name__}: {exc}{at}, "
+                      f"{when}")
+
+
+def _preflight(model, x, comm, when, require_finite=True):
+    """The cheap part of `mqcd check-model` (shapes, dtype, finite values, hermiticity) at the
+    positions ``x`` of this rank; a ModelError on every rank if any rank fails."""
+    msg = "; ".join(check_at(model, x, require_finite=require_finite)) if x.shape[0] else ""
+    msg = _first_message(comm, msg)
+    if msg:
+        src = getattr(model, "source_path", None)
+        raise mark_collective(ModelError(
+            f"the model {model.name}" + (f" ({src})" if src else "") + f" fails its check {when}: "
+            f"{msg}. Nothing was computed; `mqcd check-model DECK` runs the full check"))
 
 
 def build_swarm(deck, model, method, comm):
-    """Initial swarm for this rank's block of trajectories."""
+    """Initial swarm for this rank's block of trajectories (the model is checked at the initial
+    positions first: shapes, dtype, finite values, hermiticity)."""
     start, stop = comm.local_range(deck.run["trajectories"])
     index = np.arange(start, stop)
-    keys, x, p, rho = initial_swarm(deck, model, index)
+    try:
+        keys, x, p, rho = initial_swarm(deck, model, index)
+    except Exception as exc:
+        err = _model_error(model, exc, f"at its first evaluation (t = 0, initial positions of "
+                           f"trajectories {start}..{stop - 1})")
+        if err is None:
+            raise
+        raise err from exc
+    _preflight(model, x, comm, "at the initial positions (t = 0)")
     H, dH = model.allocate(index.size)
     model.evaluate_into(x, H, dH)
     sw = Swarm(x=x, p=p, rho=rho, masses=model.masses, keys=keys, index=index, H=H, dH=dH,
@@ -63,6 +134,16 @@ NONFINITE_BITS = {"x": 1, "p": 2, "rho": 4}
 
 class NonFiniteError(CollectiveError, RuntimeError):
     """A trajectory produced NaN/inf with ``[run] on_nonfinite = "stop"`` (raised on every rank)."""
+
+
+class EnergyDriftError(CollectiveError, RuntimeError):
+    """The energy drift passed ``[run] energy_tolerance`` with ``on_energy_drift = "stop"``
+    (raised on every rank, after the checkpoint was written)."""
+
+
+class OutputWriteError(CollectiveError, RuntimeError):
+    """The output file could not be written at the end; the message says where the results
+    were kept instead (the checkpoint, or a fallback file) and how to finish."""
 
 
 def _quantities(mask):
@@ -88,10 +169,12 @@ def nonfinite_rows(sw):
 class _Runner:
     """One swarm run on this rank: fresh start or restore, the time loop, checks, checkpoints."""
 
-    def __init__(self, deck, comm, ckpt):
+    def __init__(self, deck, comm, ckpt, partial_output=None):
         self.deck, self.comm, self.ckpt = deck, comm, ckpt
+        self.partial_output = partial_output       # where to write the output if the run halts
         self.model = deck_model(deck)
         self.method = build_method(deck, self.model, self.comm)
+        self.conservation = getattr(self.method, "energy_conservation", "trajectory")
         r = deck.run
         self.dt, self.ntraj = r["dt"], r["trajectories"]
         self.nsteps = _nsteps(r)
@@ -108,6 +191,10 @@ class _Runner:
         self.first_step = 0
         self.rec = Recorder(self.method, comm, self.ntraj)
         self.rec.extra["diagnostics/dropped"] = "1"
+        self.signals = None                        # StopSignals while inside run()
+        self.may_save = ckpt is not None           # False: an earlier run's checkpoint is kept
+        self.exit_eta = None                       # exit rule: time the slowest needs to leave
+        self.t0, self.restarted = time.perf_counter(), False
 
     # ------------------------------------------------------------------ start
     def start(self):
@@ -125,6 +212,8 @@ class _Runner:
                for name in meta["names"]}
         attrs = meta["attrs"]
         x = loc["swarm/x"]
+        _preflight(model, x, comm, f"at the checkpoint's positions (t = {meta['step'] * self.dt:g})",
+                   require_finite=False)         # non-finite rows are the run's own business
         H, dH = model.allocate(x.shape[0])
         model.evaluate_into(x, H, dH)
         sw = Swarm(x=x, p=loc["swarm/p"], rho=loc["swarm/rho"], masses=model.masses,
@@ -155,35 +244,143 @@ class _Runner:
             self.stride_point()                    # the checks of the step the run stopped at
 
     # ------------------------------------------------------------------ the loop
-    def loop(self, bar=None):
-        sw, t_loop = self.sw, time.perf_counter()
+    def loop(self, progress=None):
+        """Step until t_end (or the exit rule); ``progress``: a :class:`mqcd.runtime.Progress`
+        (rank 0) or None."""
+        sw = self.sw
         while sw.step < self.nsteps and self.stop_reason != "exit":
-            self.method.step(sw, self.dt)
+            step0 = sw.step
+            try:
+                self.method.step(sw, self.dt)
+            except Exception as exc:
+                err = _model_error(self.model, exc, self._where(step0 + 1))
+                if err is None:
+                    raise
+                raise err from exc
             at_stride = sw.step % self.stride == 0
             if at_stride:
                 self.stride_point()
             elif self.check_each_step:
                 self.check_nonfinite()
-            if bar is not None and (at_stride or self.check_each_step):
-                bar.update(sw.step - bar.n)
-                el = time.perf_counter() - t_loop
-                rate = (sw.step - self.first_step) * self.n_alive / max(el, 1e-9)
-                bar.set_postfix_str(f"{rate:.3g} traj-steps/s", refresh=False)
+            if progress is not None and (at_stride or self.check_each_step):
+                progress.update(sw.step, self.n_alive, self.drift_now(), self.estimated_end())
             if self.ckpt_every and sw.step % self.ckpt_every == 0:
                 self.save("periodic")
+            if self.signals is not None:
+                signum = self.signals.requested(self.comm, at_stride or self.check_each_step)
+                if signum:
+                    self.halt_on_signal(signum)
         if self.ckpt_every and self.last_ckpt != sw.step:
             self.save("final")                     # lets a later restart extend t_end
         if not self.rec.rows or self.rec.rows[-1]["time"] != sw.t:
             self.check_and_record()                # end of run between two stride points
             self.check_exit()
+            self.check_energy()
+
+    def _where(self, step):
+        sw = self.sw
+        block = (f"trajectories {int(sw.index[0])}..{int(sw.index[-1])}" if sw.ntraj else
+                 "no trajectories")
+        rank = f" on MPI rank {self.comm.rank}" if self.comm.size > 1 else ""
+        return f"in step {step} (t = {step * self.dt:g} a.u.; {block}{rank})"
 
     def stride_point(self):
         self.check_and_record()
         self.check_exit()
+        self.check_energy()
 
     def check_exit(self):
-        if self.deck.run["stop"] == "exit" and _exited(self.sw, self.radius, self.comm):
-            self.stop_reason = "exit"
+        if self.deck.run["stop"] == "exit":
+            inside, self.exit_eta = _exit_status(self.sw, self.radius, self.comm)
+            if not inside:
+                self.stop_reason = "exit"
+
+    def estimated_end(self):
+        """Estimated last step under the exit rule (None: t_end, or unknown)."""
+        if self.exit_eta is None or not math.isfinite(self.exit_eta):
+            return None
+        return self.sw.step + int(math.ceil(self.exit_eta / self.dt))
+
+    # ------------------------------------------------------------------ energy drift
+    def energy_measure(self, row):
+        """The drift the tolerance applies to (hartree): mean |E_i(t) - E_i(0)| for methods that
+        conserve each trajectory's energy, |<E>(t) - <E>(0)| for those that conserve the total."""
+        if self.conservation == "ensemble":
+            return abs(float(row.get("energy/ensemble_drift", 0.0)))
+        return float(row.get("energy/drift_mean", 0.0))
+
+    def drift_now(self):
+        return self.energy_measure(self.rec.rows[-1]) if self.rec.rows else None
+
+    def energy_report(self):
+        """Result attributes: conservation kind, tolerance, largest drift, first time past it."""
+        tol = float(self.deck.run["energy_tolerance"])
+        vals = [self.energy_measure(r) for r in self.rec.rows]
+        first = next((float(r["time"]) for r, v in zip(self.rec.rows, vals) if not v <= tol),
+                     -1.0) if tol > 0 else -1.0
+        worst = float(np.max(vals)) if vals else 0.0
+        return {"energy_conservation": self.conservation, "energy_tolerance": tol,
+                "energy_drift": worst, "energy_drift_exceeded_at": first}
+
+    def check_energy(self):
+        run = self.deck.run
+        tol = run["energy_tolerance"]
+        if tol <= 0 or run["on_energy_drift"] != "stop" or not self.rec.rows:
+            return
+        val = self.energy_measure(self.rec.rows[-1])
+        if val <= tol:
+            return
+        what = ("mean |E_i(t) - E_i(0)| over trajectories" if self.conservation == "trajectory"
+                else "|<E>(t) - <E>(0)| of the swarm")
+        self.halt("energy_drift", EnergyDriftError,
+                  f"energy drift {val:.3e} hartree ({what}) exceeds [run] energy_tolerance = "
+                  f"{tol:g} hartree at t = {self.sw.t:g} a.u. (step {self.sw.step}): reduce dt, "
+                  "check the model (mqcd check-model DECK), or raise the tolerance / set [run] "
+                  "on_energy_drift = \"warn\" and continue with --restart")
+
+    # ------------------------------------------------------------------ stopping early
+    def halt_on_signal(self, signum):
+        name = StopSignals.name(signum)
+        self.halt(f"signal {name}", RunInterrupted,
+                  f"interrupted by {name} at t = {self.sw.t:g} a.u. (step {self.sw.step} of "
+                  f"{self.nsteps})", signum=signum)
+
+    def halt(self, reason, error, message, **kw):
+        """Stop the run now (collective): checkpoint, partial output if asked, then raise
+        ``error(message + what was saved)`` on every rank."""
+        sw, notes = self.sw, []
+        if self.ckpt is not None and self.may_save:
+            try:
+                if self.last_ckpt != sw.step:
+                    self.save(reason)
+                notes.append(f"the state is saved in {self.ckpt}; `mqcd run DECK --restart` "
+                             "(mqcd.run(..., restart=True)) continues bit for bit")
+            except OSError as exc:
+                notes.append(f"the checkpoint could not be written ({exc})")
+        elif self.ckpt is not None:
+            notes.append(f"no checkpoint written: {self.ckpt} of an earlier run was left alone")
+        else:
+            notes.append("no checkpoint written (no output file was given)")
+        if self.partial_output is not None:
+            try:
+                self.write_partial(reason)
+                notes.append(f"the output so far is in {self.partial_output} (attribute "
+                             "partial = true)")
+            except Exception as exc:             # noqa: BLE001 - report, the state is saved
+                notes.append(f"the partial output could not be written ({exc})")
+        raise error(f"{message}; " + "; ".join(notes), **kw)
+
+    def write_partial(self, reason):
+        """Write the output of the run so far, marked ``partial`` (collective)."""
+        sw = self.sw
+        if not self.rec.rows or self.rec.rows[-1]["time"] != sw.t:
+            self.rec.n = self.n_alive
+            self.rec.record(sw)
+            self.rec.rows[-1]["diagnostics/dropped"] = len(self.dropped["index"])
+        res = self.result(time.perf_counter() - self.t0, self.restarted)
+        if self.comm.is_root:
+            res.attrs.update(partial=True, stop_reason=reason)
+        self.comm.root_call(lambda: write_result(self.partial_output, res, force=True))
 
     def check_and_record(self):
         self.check_nonfinite()
@@ -231,8 +428,8 @@ class _Runner:
             raise NonFiniteError(f"{what}; every trajectory has now been dropped, nothing is left "
                                  "to propagate")
         if comm.is_root:
-            warnings.warn(f"dropped {what}; {self.n_alive} trajectories remain", RuntimeWarning,
-                          stacklevel=2)
+            warnings.warn(f"dropped {what}; {self.n_alive} trajectories remain",
+                          DroppedTrajectoriesWarning, stacklevel=2)
 
     def select(self, keep):
         """Keep only the local trajectories where ``keep`` is True (swarm and method state)."""
@@ -272,11 +469,36 @@ class _Runner:
                                    "adiabatic_step": sw.adiabatic_step,
                                    "post_step_done": post_step_done,
                                    "exited": self.stop_reason == "exit", "reason": reason,
-                                   "time": sw.t})
+                                   "time": sw.t, **model_fingerprint(self.model)})
         comm.root_call(lambda: write_checkpoint(self.ckpt, ck))
         self.last_ckpt = sw.step
 
     # ------------------------------------------------------------------ result
+    def finish_output(self, output, res, force):
+        """Write the output (rank 0; collective). If that fails, keep the results (the checkpoint,
+        else a file in the temporary or home folder) and raise OutputWriteError saying where."""
+        comm, sw = self.comm, self.sw
+        err = comm.root_call(_try_write, output, res, force)
+        if not err:
+            return
+        notes = []
+        if self.ckpt is not None and self.may_save:
+            try:
+                if self.last_ckpt != sw.step:
+                    self.save("rescue")
+                raise OutputWriteError(
+                    f"could not write the output {output} ({err}); the results are not lost: the "
+                    f"final state is kept in the checkpoint {self.ckpt}. Once {output} can be "
+                    "written, `mqcd run DECK --restart` (mqcd.run(..., restart=True)) writes it "
+                    "from there without computing again")
+            except OSError as exc:
+                notes.append(f"the checkpoint {self.ckpt} could not be written either ({exc})")
+        path = comm.root_call(_rescue_write, output, res)
+        notes.append(f"the results were written to {path} instead: move it to {output}" if path
+                     else "the results could not be written anywhere else either (temporary and "
+                     "home folders tried): free some space and run again")
+        raise OutputWriteError(f"could not write the output {output} ({err}); " + "; ".join(notes))
+
     def result(self, wall, restarted):
         sw, comm, model, method = self.sw, self.comm, self.model, self.method
         run_cfg = self.deck.run
@@ -286,10 +508,14 @@ class _Runner:
             "deck": self.deck.text, "seed": run_cfg["seed"], "trajectories": self.ntraj,
             "nstates": model.nstates, "ndof": model.ndof, "dt": self.dt, "steps": sw.step,
             "stop_reason": self.stop_reason, "wall_time_s": wall, "ranks": comm.size,
-            "scattering": bool(model.scattering), "dropped": ndrop,
+            "scattering": bool(model.scattering), "dropped": ndrop, **self.energy_report(),
+            "stop_rule": run_cfg["stop"], "alive": self.n_alive,
         }
         if restarted:
             attrs["restarted_from_step"] = self.first_step
+        if model.scattering:
+            attrs["inside_at_end"], _ = _exit_status(sw, self.radius, comm)
+            attrs["exit_radius"] = float(self.radius)
         res = Result(attrs=attrs)
         self.rec.to_result(res)
         res.add("diagnostics/dropped_index", np.array(self.dropped["index"], np.int64), "1")
@@ -318,16 +544,100 @@ class _Runner:
         return res
 
 
-def _load_for_restart(path, deck, nsteps, output):
-    ck = read_checkpoint(path)
-    check_restart(ck, deck, path, nsteps)
+def _load_for_restart(path, deck, nsteps, output, fingerprint):
+    ck = read_checkpoint(path)                     # verifies the checksums
+    check_restart(ck, deck, path, nsteps, fingerprint)
     if output is not None:
-        check_writable(output, force=True)         # the output directory must exist
+        check_writable(output, force=True)         # the output directory must exist, writable
     return ck
 
 
+def _check_fresh(runner, output, force):
+    """Rank 0, before a fresh run computes: the output and the checkpoint may be written, and an
+    earlier run's checkpoint is not replaced without ``force``."""
+    ckpt = runner.ckpt
+    if output is not None:
+        check_writable(output, force)
+    if ckpt is not None and ckpt.exists():
+        if not force and (runner.ckpt_every or output is not None):
+            raise FileExistsError(f"checkpoint {ckpt} of an earlier run exists: continue that run "
+                                  "with --restart (restart=True), or use --force (force=True) to "
+                                  "start afresh and replace it")
+        if runner.ckpt_every:
+            warnings.warn(f"starting afresh: the checkpoint {ckpt} of an earlier run will be "
+                          "replaced (use --restart / restart=True to continue from it)",
+                          RuntimeWarning, stacklevel=4)
+        return bool(force or runner.ckpt_every)    # False: leave the earlier checkpoint alone
+    if ckpt is not None and runner.ckpt_every:
+        probe_folder(ckpt, "checkpoint")
+    return True
+
+
+def _check_resources(runner, output, comm, restart):
+    """Refuse now a run that cannot fit in memory (every rank, its node) or on disk (rank 0)."""
+    deck, model = runner.deck, runner.model
+    n = runner.ntraj
+    start, stop = comm.local_range(n)
+    nrec = runner.nsteps // runner.stride + 2 if deck.run["stop"] == "time" else 0
+    parts = swarm_memory(model, n, stop - start, nrec=nrec, method=runner.method,
+                         checkpoints=bool(runner.ckpt_every) or restart, root=comm.is_root)
+    ranks = ranks_on_this_node(comm)
+    if parts["records"] > parts["swarm"] + parts["final"]:
+        key = (f"[run] t_end = {deck.run['t_end']:g} with dt = {deck.run['dt']:g} and [output] "
+               f"stride = {runner.stride} ({nrec} records)")
+        hint = "record less often (a larger [output] stride) or shorten t_end"
+    else:
+        key = f"[run] trajectories = {n}"
+        hint = ("reduce [run] trajectories, or spread the swarm over more nodes with mpiexec "
+                "(each rank holds its share)")
+    msg = ""
+    try:
+        refuse_if_too_big(parts, key, hint, ranks=ranks)
+        if comm.is_root and output is not None:
+            out_b, ck_b = swarm_disk(model, n, nrec)
+            what = f"the output {output}" + (" and its checkpoint" if runner.ckpt_every else "")
+            refuse_if_disk_full(Path(output).parent, out_b + (ck_b if runner.ckpt_every else 0),
+                                what)
+    except ResourceError as exc:
+        msg = str(exc)
+    msg = _first_message(comm, msg)
+    if msg:
+        raise mark_collective(ResourceError(msg))
+
+
+def _lock_targets(runner, output):
+    targets = [Path(output)] if output is not None else []
+    ckpt = runner.ckpt
+    if ckpt is not None and (output is None or ckpt != checkpoint_path(output)):
+        base = Path(str(ckpt)[:-len(".ckpt")]) if str(ckpt).endswith(".ckpt") else ckpt
+        if runner.ckpt_every or output is not None:
+            targets.append(base)
+    return targets
+
+
+def _try_write(output, res, force):
+    """Write the output on rank 0; '' on success, else the reason (never raises)."""
+    try:
+        write_result(output, res, force=force)
+        return ""
+    except Exception as exc:                       # noqa: BLE001 - kept, reported below
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _rescue_write(output, res):
+    """Write the result somewhere else after the output failed: the system's temporary folder,
+    then the home folder. Returns the path written, or ''."""
+    name = f"{Path(output).name}.rescued-{int(time.time())}.h5"
+    for folder in (Path(tempfile.gettempdir()), Path.home()):
+        try:
+            return str(write_result(folder / name, res, force=False))
+        except Exception:                          # noqa: BLE001 - try the next folder
+            continue
+    return ""
+
+
 def run(deck, output=None, force=False, progress=False, comm=None, restart=False,
-        checkpoint=None):
+        checkpoint=None, partial_output=False, progress_interval=DEFAULT_INTERVAL):
     """Run the swarm described by ``deck`` (path, TOML text, dict or Deck).
 
     Parameters
@@ -336,23 +646,36 @@ def run(deck, output=None, force=False, progress=False, comm=None, restart=False
         The input deck; validated before anything runs.
     output : str | Path, optional
         Write the result to this HDF5 file as well (refused if it exists, unless ``force`` or
-        ``restart``).
-    progress : bool
-        Show a tqdm progress bar (steps, trajectory-steps per second), on MPI rank 0 only.
+        ``restart``). The file is locked for the whole run (``OUTPUT.lock``): a second run of the
+        same output refuses before computing, naming the holder's pid.
+    force : bool
+        Replace an existing output file and an earlier run's checkpoint.
+    progress : bool or {"auto", "bar", "log", "none"}
+        Progress on MPI rank 0: a tqdm bar, or a line every ``progress_interval`` seconds on
+        logger ``mqcd.progress`` (step, time, trajectory-steps/s, ETA, energy drift); True means
+        "auto" (a bar on a terminal, lines otherwise). See :mod:`mqcd.runtime.progress`.
     comm : Comm, optional
         Communicator; default ``mqcd.parallel.get_comm()`` (MPI when started by mpirun/mpiexec).
     restart : bool
         Continue from the checkpoint instead of starting afresh. The deck may differ from the
         checkpointed one only in ``[run] t_end`` (to extend the run), ``[run] on_nonfinite``,
-        ``[output] checkpoint_every`` and ``[output] file``; anything else is refused with a
-        DeckError naming the change. The continued run gives bit-for-bit the result of an
-        uninterrupted one. An existing output file is replaced.
+        ``energy_tolerance``, ``on_energy_drift``, ``[output] checkpoint_every`` and ``[output]
+        file``; anything else is refused with a DeckError naming the change, and so is a
+        checkpoint whose checksums do not match or whose user model file changed. The continued
+        run gives bit-for-bit the result of an uninterrupted one. An existing output file is
+        replaced.
     checkpoint : str | Path, optional
         Checkpoint file; default ``OUTPUT.ckpt`` next to ``output``, or, when ``output`` is None,
         next to the deck file's ``[output] file``; a deck given as a dict or TOML text with no
         ``output`` and no ``checkpoint`` writes no checkpoint (and cannot restart). Written every
         ``[output] checkpoint_every`` steps, at the end of the run when that is > 0, and when
-        the run stops on non-finite numbers (``[run] on_nonfinite = "stop"``).
+        the run stops early (non-finite numbers with ``on_nonfinite = "stop"``, an energy drift
+        with ``on_energy_drift = "stop"``, SIGINT/SIGTERM).
+    partial_output : bool
+        When the run stops early on a signal or on the energy drift, also write ``output`` with
+        the results so far, marked by the attribute ``partial = True``.
+    progress_interval : float
+        Seconds between progress lines.
 
     Returns
     -------
@@ -363,16 +686,26 @@ def run(deck, output=None, force=False, progress=False, comm=None, restart=False
 
     Raises
     ------
-    NonFiniteError
-        ``[run] on_nonfinite = "stop"`` and a trajectory's x, p or rho became NaN/inf; the
-        message names the trajectories, quantities and time, and a checkpoint was written.
+    DeckError
+        Invalid deck, refused restart, or a run that cannot fit in memory / on disk
+        (:class:`mqcd.runtime.ResourceError`, with the estimate and the key).
+    ModelError
+        The model fails its check at the initial positions, or raised while evaluated (the
+        message names the file, line, step and trajectories).
+    LockedError
+        Another run holds the output.
+    NonFiniteError, EnergyDriftError, RunInterrupted
+        The run stopped early (non-finite numbers, energy drift with ``"stop"``, SIGINT or
+        SIGTERM); the message says what was saved and how to continue.
+    OutputWriteError
+        The output could not be written at the end; the message says where the results are.
     """
     deck = _as_deck(deck)
     if not deck.method:
         raise DeckError("[method] section is missing (name = one of the methods); "
                         "for the grid reference use mqcd.exact / `mqcd exact`")
+    mode = resolve_mode(progress)
     comm = comm or get_comm()
-    t0 = time.perf_counter()
     if checkpoint is not None:
         ckpt = Path(checkpoint)
     elif output is not None:
@@ -384,46 +717,55 @@ def run(deck, output=None, force=False, progress=False, comm=None, restart=False
         if restart:
             raise DeckError("restart=True needs the output file (or checkpoint=) of the run to "
                             "continue: its checkpoint is OUTPUT.ckpt")
-    runner = _Runner(deck, comm, ckpt)         # deterministic: fails alike on every rank
+    runner = _Runner(deck, comm, ckpt,             # deterministic: fails alike on every rank
+                     partial_output=Path(output) if (partial_output and output is not None)
+                     else None)
     try:
         with comm.guard():
-            return _run(runner, output, force, progress, comm, restart, t0)
+            return _run(runner, output, force, mode, comm, restart, progress_interval)
     except Exception as exc:
         exc.mqcd_rank = comm.rank              # lets a front end print rank 0's message only
         raise
 
 
-def _run(runner, output, force, progress, comm, restart, t0):
+def _run(runner, output, force, mode, comm, restart, interval):
     deck, ckpt = runner.deck, runner.ckpt
-    if restart:
-        ck = comm.root_call(_load_for_restart, ckpt, deck, runner.nsteps, output, share=False)
-        runner.restore(ck)
-        del ck
-    else:
-        if output is not None:
-            comm.root_call(check_writable, output, force)
-        if comm.is_root and deck.output["checkpoint_every"] and ckpt is None:
-            warnings.warn("[output] checkpoint_every is ignored: the deck is not a file and no "
-                          "output= or checkpoint= path was given", RuntimeWarning, stacklevel=3)
-        if comm.is_root and runner.ckpt_every and ckpt.exists():
-            warnings.warn(f"starting afresh: the checkpoint {ckpt} of an earlier run will be "
-                          "replaced (use --restart / restart=True to continue from it)",
-                          RuntimeWarning, stacklevel=3)
-        runner.start()
-    bar = None
-    if progress and comm.is_root:
-        from tqdm import tqdm
-        bar = tqdm(total=runner.nsteps, initial=runner.sw.step, unit="step", leave=True,
-                   desc=f"{runner.method.name}/{runner.model.name}", smoothing=0.1,
-                   disable=None, mininterval=0.5)
+    runner.restarted = restart
+    _check_resources(runner, output, comm, restart)
+    targets = _lock_targets(runner, output)
+    lock = comm.root_call(RunLock, targets, share=False) if targets else None
     try:
-        runner.loop(bar)
+        with StopSignals() as signals:
+            runner.signals = signals
+            if restart:
+                ck = comm.root_call(_load_for_restart, ckpt, deck, runner.nsteps, output,
+                                    model_fingerprint(runner.model), share=False)
+                runner.restore(ck)
+                del ck
+            else:
+                runner.may_save = comm.root_call(_check_fresh, runner, output, force)
+                if comm.is_root and deck.output["checkpoint_every"] and ckpt is None:
+                    warnings.warn("[output] checkpoint_every is ignored: the deck is not a file and "
+                                  "no output= or checkpoint= path was given", RuntimeWarning,
+                                  stacklevel=3)
+                runner.start()
+            progress = None
+            if comm.is_root and mode != "none":
+                progress = Progress(mode, runner.nsteps, runner.sw.step, runner.dt,
+                                    f"{runner.method.name}/{runner.model.name}", interval,
+                                    deck.run["energy_tolerance"])
+            try:
+                runner.loop(progress)
+            finally:
+                if progress is not None:
+                    progress.close(runner.sw.step)
+            res = runner.result(time.perf_counter() - runner.t0, restart)
+            if output is not None:
+                runner.finish_output(output, res, force or restart)
+        if comm.is_root:
+            for msg in run_problems(res.attrs):
+                warnings.warn(msg, RunProblemWarning, stacklevel=3)
+        return res if comm.is_root else None
     finally:
-        if bar is not None:
-            bar.close()
-    res = runner.result(time.perf_counter() - t0, restart)
-    if not comm.is_root:
-        return None
-    if output is not None:
-        write_result(output, res, force=force or restart)
-    return res
+        if lock is not None:
+            lock.release()

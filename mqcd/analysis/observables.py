@@ -2,7 +2,10 @@
 
 Each record stores, at time t: adiabatic and diabatic populations (ensemble mean of rho's
 diagonal), kinetic/potential/total energy means, the worst per-trajectory energy drift
-|E_i(t) - E_i(0)|, position and momentum means, the decoherence indicator (ensemble mean of
+|E_i(t) - E_i(0)|, its mean over trajectories and the mean signed drift <E(t) - E(0)> (exact sums, so
+independent of the MPI decomposition; the tolerance of ``[run] energy_tolerance`` applies to the
+first for methods with ``energy_conservation = "trajectory"`` and to the second for "ensemble"),
+position and momentum means, the decoherence indicator (ensemble mean of
 sum_{n<m} |rho^ad_nm|^2), the smallest purity Tr(rho^2) and the largest trace error |Tr rho - 1|.
 """
 import numpy as np
@@ -17,6 +20,8 @@ UNITS = {
     "energy/kinetic": "hartree",
     "energy/potential": "hartree",
     "energy/drift_max": "hartree",
+    "energy/drift_mean": "hartree",
+    "energy/ensemble_drift": "hartree",
     "nuclear/position_mean": "bohr",
     "nuclear/momentum_mean": "a.u. (electron mass * bohr / a.u. time)",
     "coherence/indicator": "1",
@@ -74,27 +79,29 @@ class Recorder:
     def record(self, sw):
         E, V = sw.ensure_adiabatic()
         ns, D = sw.rho.shape[1], sw.x.shape[1]
-        rows = np.empty((sw.ntraj, 2 * ns + 4 + 2 * D))
+        rows = np.empty((sw.ntraj, 2 * ns + 6 + 2 * D))
         pmin, terr = _rho_rows(sw.rho, V, rows)
         kin = sw.kinetic_energy()
         pot = self.method.potential_energy(sw)
         tot = kin + pot + self.method.energy_extra(sw)
         if sw.E0 is None:
             sw.E0 = tot.copy()
-        drift = np.max(np.abs(tot - sw.E0)) if sw.ntraj else 0.0
+        de = tot - sw.E0
+        drift = np.max(np.abs(de)) if sw.ntraj else 0.0
         rows[:, 2 * ns], rows[:, 2 * ns + 1] = kin, pot
-        rows[:, 2 * ns + 3:2 * ns + 3 + D], rows[:, 2 * ns + 3 + D:-1] = sw.x, sw.p
-        rows[:, -1] = tot
+        rows[:, 2 * ns + 3:2 * ns + 3 + D], rows[:, 2 * ns + 3 + D:-3] = sw.x, sw.p
+        rows[:, -3], rows[:, -2], rows[:, -1] = tot, np.abs(de), de
         sums = self.comm.sum_rows(rows)       # exact: independent of the MPI decomposition
         maxs = self.comm.max(np.array([drift, -pmin if sw.ntraj else -np.inf, terr]))
         s = sums / self.n
         row = {"time": sw.t,
                "populations/adiabatic": s[:ns], "populations/diabatic": s[ns:2 * ns],
                "energy/kinetic": s[2 * ns], "energy/potential": s[2 * ns + 1],
-               "energy/total": s[-1],
+               "energy/total": s[-3],
+               "energy/drift_mean": s[-2], "energy/ensemble_drift": s[-1],
                "coherence/indicator": s[2 * ns + 2],
                "nuclear/position_mean": s[2 * ns + 3:2 * ns + 3 + D],
-               "nuclear/momentum_mean": s[2 * ns + 3 + D:-1],
+               "nuclear/momentum_mean": s[2 * ns + 3 + D:-3],
                "energy/drift_max": maxs[0], "diagnostics/purity_min": -maxs[1],
                "diagnostics/trace_error_max": maxs[2]}
         for name, (val, unit) in self.method.extra_records(sw, self.comm).items():

@@ -10,6 +10,7 @@ key and what is allowed. ``docs/decks.md`` is generated from these declarations
 from __future__ import annotations
 
 import copy
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,15 @@ RUN = {
                         "naming it and write a checkpoint; 'drop' it from the swarm (ensemble "
                         "means are then over the surviving trajectories; the count is written "
                         "to diagnostics/dropped)", choices=("stop", "drop")),
+    "energy_tolerance": Key("float", 1e-3, "largest energy drift accepted before the run reports "
+                            "it: the mean over trajectories of |E_i(t) - E_i(0)| for methods that "
+                            "conserve every trajectory's energy (Ehrenfest, FSSH), |<E>(t) - <E>(0)| "
+                            "for those that conserve only the swarm total (the coupled ladder "
+                            "methods); E includes the method's own energy terms (energy/drift_mean, "
+                            "energy/ensemble_drift); 0 = no check", "hartree", check=non_negative),
+    "on_energy_drift": Key("str", "warn", "a drift beyond energy_tolerance: 'warn' at the end of "
+                           "the run and in `mqcd summary`; 'stop' the run at the first record past "
+                           "it (checkpoint written, non-zero exit)", choices=("warn", "stop")),
 }
 
 OUTPUT = {
@@ -131,7 +141,15 @@ def read_deck(source, *, for_exact=False) -> Deck:
         if p.suffix == ".toml" or p.exists():
             if not p.is_file():
                 raise DeckError(f"deck file {p} not found")
-            text = p.read_text()
+            data = p.read_bytes()
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                line = data[:exc.start].count(b"\n") + 1
+                col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+                raise DeckError(f"deck {p} is not valid UTF-8 text: byte 0x{data[exc.start]:02x} at "
+                                f"line {line}, column {col} (TOML decks are UTF-8; re-save the "
+                                "file as UTF-8)") from None
             path = p.resolve()
         else:
             text = str(source)
@@ -159,6 +177,12 @@ def read_deck(source, *, for_exact=False) -> Deck:
     for k, v in params.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise DeckError(f"[model] {k} = {v!r}: model parameters are numbers")
+        try:
+            finite = math.isfinite(float(v))
+        except OverflowError:
+            finite = False
+        if not finite:
+            raise DeckError(f"[model] {k} = {v!r}: must be a finite number")
     try:
         model = build_model({**{k: v for k, v in base.items() if v is not None}, **params},
                             base_dir=path.parent if path else None)
@@ -179,6 +203,14 @@ def read_deck(source, *, for_exact=False) -> Deck:
     if for_exact:   # the grid reference has no swarm: trajectories is optional there
         run_schema = {**RUN, "trajectories": Key("int", 1, RUN["trajectories"].doc, check=positive)}
     run = validate_section("run", raw["run"], run_schema)
+    if run["t_end"] < run["dt"]:
+        raise DeckError(f"[run] t_end = {run['t_end']:g} is shorter than one time step dt = "
+                        f"{run['dt']:g} (a.u. of time): the run would take no step; make t_end "
+                        ">= dt")
+    if run["t_end"] / run["dt"] > 1e15:
+        raise DeckError(f"[run] t_end / dt = {run['t_end'] / run['dt']:.3g} steps: more than 1e15 "
+                        "steps cannot be run (and time t = step * dt loses its precision); "
+                        "check the units of dt and t_end (a.u. of time, 1 a.u. = 0.02419 fs)")
     output = validate_section("output", raw.get("output", {}), OUTPUT)
     method = {}
     if "method" in raw:

@@ -7,6 +7,7 @@ one direction, no import circle.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -51,6 +52,26 @@ def all_positive(v):
     return None if all(x > 0 for x in v) else "every entry must be > 0"
 
 
+INT_MAX = 2 ** 63 - 1      # deck integers are 64-bit (numpy int64, HDF5 attributes)
+
+
+def _number(where, key, v, integer):
+    """A finite float, or an int in the 64-bit range; DeckError naming the key otherwise."""
+    if integer:
+        if not -INT_MAX - 1 <= v <= INT_MAX:
+            raise DeckError(f"{where} = {v}: out of range, deck integers are 64-bit "
+                            f"(|value| < 2**63 = {INT_MAX + 1})")
+        return v
+    try:
+        f = float(v)
+    except OverflowError:
+        f = math.inf
+    if not math.isfinite(f):
+        raise DeckError(f"{where} = {v!r}: must be a finite number (unit: {key.unit or 'a.u.'}); "
+                        "nan and inf are not allowed")
+    return f
+
+
 def _coerce(section, name, key: Key, value):
     where = f"[{section}] {name}"
     t = key.type
@@ -62,10 +83,11 @@ def _coerce(section, name, key: Key, value):
     elif t == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise DeckError(f"{where} = {value!r}: expected an integer")
+        value = _number(where, key, value, True)
     elif t == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise DeckError(f"{where} = {value!r}: expected a number ({key.unit or 'a.u.'})")
-        value = float(value)
+        value = _number(where, key, value, False)
     elif t == "str":
         if not isinstance(value, str):
             raise DeckError(f"{where} = {value!r}: expected a string")
@@ -81,7 +103,7 @@ def _coerce(section, name, key: Key, value):
             ok = (isinstance(v, int) if t == "ints" else isinstance(v, (int, float)))
             if isinstance(v, bool) or not ok:
                 raise DeckError(f"{where} = {value!r}: expected a {key.describe_type()}")
-        value = [float(v) for v in value] if t == "floats" else list(value)
+        value = [_number(f"{where} entry", key, v, t == "ints") for v in value]
     if key.check is not None:
         msg = key.check(value)
         if msg:

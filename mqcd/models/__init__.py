@@ -6,9 +6,11 @@
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import inspect
 import sys
+import traceback
 from pathlib import Path
 
 from .base import Model
@@ -18,7 +20,35 @@ from .multidim import ConicalIntersection2D, SpinBoson
 BUILTIN = {cls.name: cls for cls in (Tully1, Tully2, Tully3, DoubleArch,
                                      ConicalIntersection2D, SpinBoson)}
 
-__all__ = ["Model", "BUILTIN", "build_model", "load_user_model"]
+__all__ = ["Model", "BUILTIN", "ModelError", "build_model", "load_user_model", "model_fingerprint",
+           "user_frame"]
+
+
+class ModelError(ValueError):
+    """A user model failed (import, construction or evaluation); the message names the model
+    file, the line and the call."""
+
+
+def user_frame(exc, path):
+    """``(line number, source line)`` of the innermost frame of ``exc``'s traceback inside the file
+    ``path``, or None when the traceback does not pass through it."""
+    if path is None:
+        return None
+    path = str(Path(path).resolve())
+    found = None
+    for fr in traceback.extract_tb(exc.__traceback__):
+        try:
+            if str(Path(fr.filename).resolve()) == path:
+                found = (fr.lineno, (fr.line or "").strip())
+        except OSError:          # pragma: no cover - odd file names
+            continue
+    return found
+
+
+def _describe(exc, path):
+    where = user_frame(exc, path)
+    at = f" at line {where[0]} of {path}" + (f" (`{where[1]}`)" if where[1] else "") if where else ""
+    return f"{type(exc).__name__}: {exc}{at}"
 
 
 def load_user_model(file, cls_name, base_dir=None):
@@ -28,10 +58,20 @@ def load_user_model(file, cls_name, base_dir=None):
         path = Path(base_dir) / path
     if not path.is_file():
         raise ValueError(f"[model] file = '{file}': no such file ({path})")
+    path = path.resolve()
     spec = importlib.util.spec_from_file_location(f"mqcd_user_model_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module      # numba's cache of user kernels needs an importable module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        sys.modules.pop(spec.name, None)
+        line = (exc.text or "").strip()
+        raise ModelError(f"[model] file {path}: syntax error at line {exc.lineno}: {exc.msg}"
+                         + (f" (`{line}`)" if line else "")) from None
+    except Exception as exc:             # noqa: BLE001 - any error of the user's module
+        sys.modules.pop(spec.name, None)
+        raise ModelError(f"[model] file {path} failed when imported: {_describe(exc, path)}") from None
     cls = getattr(module, cls_name, None)
     if cls is None:
         found = [n for n, o in vars(module).items()
@@ -65,4 +105,36 @@ def build_model(section: dict, base_dir=None) -> Model:
     else:
         raise ValueError("[model] needs name (a built-in: " + ", ".join(sorted(BUILTIN))
                          + ") or file + class (your own model)")
-    return cls(**section)
+    mass = section.pop("mass", None)
+    try:
+        model = cls(**section)
+        ndof = int(model.ndof)
+        if mass is not None:
+            m = [mass] if isinstance(mass, (int, float)) else list(mass)
+            if len(m) not in (1, ndof):
+                raise ValueError(f"[model] mass has {len(m)} entries; model '{model.name}' has "
+                                 f"{ndof} nuclear degree(s) of freedom: give one value (for all) "
+                                 f"or {ndof}")
+            model = cls(mass=mass, **section)
+    except Exception as exc:             # noqa: BLE001 - a user model's __init__ / setup
+        if isinstance(exc, ValueError) and (file is None or str(exc).startswith("[model]")):
+            raise                        # mqcd's own parameter checks: already clear
+        path = Path(inspect.getfile(cls)).resolve() if file is not None else None
+        raise ModelError(f"[model] constructing {cls.__name__}"
+                         + (f" (from {path})" if path else "")
+                         + f" failed: {_describe(exc, path)}") from None
+    model.source_path = Path(inspect.getfile(cls)).resolve() if file is not None else None
+    return model
+
+
+def model_fingerprint(model):
+    """``{"model_file": path, "model_sha256": hex}`` of a user model's source file (empty strings
+    for the built-ins, whose source is part of the installed mqcd version)."""
+    path = getattr(model, "source_path", None)
+    if path is None:
+        return {"model_file": "", "model_sha256": ""}
+    try:
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        digest = "unreadable"
+    return {"model_file": str(path), "model_sha256": digest}

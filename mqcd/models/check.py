@@ -96,21 +96,10 @@ def check_model(model, x=None, seed=0, h=1e-5, npoints=NPOINTS):
     gradient check passes when it is <= 1),
     ``failures`` (list of messages), ``tolerances`` and ``ok``.
     """
-    ns, ndof = int(model.nstates), int(model.ndof)
-    rep = {"name": getattr(model, "name", type(model).__name__), "class": type(model).__name__,
-           "nstates": ns, "ndof": ndof, "dtype": np.dtype(model.dtype).name, "h": float(h),
-           "seed": int(seed),
-           "tolerances": {"fd_rtol": FD_RTOL, "fd_atol": FD_ATOL, "herm_rtol": HERM_RTOL,
-                          "herm_atol": HERM_ATOL},
-           "failures": []}
+    rep = _new_report(model, h, seed)
     fail = rep["failures"].append
-
-    # ---------------------------------------------------------------- masses
-    m = np.asarray(getattr(model, "masses", np.nan), dtype=np.float64)
-    rep["masses"] = m.ravel().tolist()
-    rep["masses_ok"] = bool(m.shape == (ndof,) and np.all(np.isfinite(m)) and np.all(m > 0))
-    if not rep["masses_ok"]:
-        fail(f"masses must be {ndof} finite positive numbers, got {rep['masses']}")
+    ns, ndof = rep["nstates"], rep["ndof"]
+    _check_masses(model, rep)
 
     # ---------------------------------------------------------------- positions
     if x is None:
@@ -126,74 +115,10 @@ def check_model(model, x=None, seed=0, h=1e-5, npoints=NPOINTS):
     rep["npoints"] = n
     rep["sample_radius"] = radius
 
-    # ---------------------------------------------------------------- evaluation
-    try:
-        H, dH = _evaluate(model, x)
-    except Exception as exc:  # report, do not crash the checker
-        fail(f"evaluate_into raised {type(exc).__name__}: {exc}")
+    H, dH = _check_values(model, x, rep)
+    if H is None:
         return _finish(rep)
-
-    shape_msgs, dtype_msgs = [], []
-    if type(model).evaluate is not _base_evaluate():
-        # a numpy model: check what evaluate() itself returns (evaluate_into broadcasts)
-        try:
-            out = model.evaluate(x)
-            h_raw, dh_raw = out
-            h_raw, dh_raw = np.asarray(h_raw), np.asarray(dh_raw)
-        except Exception as exc:
-            fail(f"evaluate raised {type(exc).__name__}: {exc}")
-            return _finish(rep)
-        if h_raw.shape != (n, ns, ns):
-            shape_msgs.append(f"evaluate() returned H of shape {h_raw.shape}, expected {(n, ns, ns)}")
-        if dh_raw.shape != (n, ndof, ns, ns):
-            shape_msgs.append(f"evaluate() returned dH of shape {dh_raw.shape}, "
-                              f"expected {(n, ndof, ns, ns)}")
-        for what, arr in (("H", h_raw), ("dH", dh_raw)):
-            if not np.can_cast(arr.dtype, np.dtype(model.dtype), "safe"):
-                if np.iscomplexobj(arr) and np.dtype(model.dtype).kind != "c":
-                    lost = _max(arr.imag)
-                    if lost > 0:
-                        dtype_msgs.append(f"evaluate() returned complex {what} (max |Im| = "
-                                          f"{lost:.3g}) but model.dtype is {rep['dtype']}: the "
-                                          "imaginary part is dropped; set dtype = np.complex128")
-                else:
-                    dtype_msgs.append(f"evaluate() returned {what} of dtype {arr.dtype}, which "
-                                      f"does not cast safely to {rep['dtype']}")
-    rep["shapes"] = {"H": list(H.shape), "dH": list(dH.shape)}
-    if H.shape != (n, ns, ns) or dH.shape != (n, ndof, ns, ns):
-        shape_msgs.append(f"allocate() gives H {H.shape}, dH {dH.shape}; expected "
-                          f"{(n, ns, ns)}, {(n, ndof, ns, ns)}")
-    if H.dtype != np.dtype(model.dtype) or dH.dtype != np.dtype(model.dtype):
-        dtype_msgs.append(f"H/dH dtype {H.dtype}/{dH.dtype} differs from model.dtype {rep['dtype']}")
-    rep["shapes_ok"] = not shape_msgs
-    rep["dtype_ok"] = not dtype_msgs
-    for msg in shape_msgs + dtype_msgs:
-        fail(msg)
-    if not rep["shapes_ok"]:
-        return _finish(rep)
-
-    rep["finite_ok"] = bool(np.all(np.isfinite(H)) and np.all(np.isfinite(dH)))
-    if not rep["finite_ok"]:
-        bad = np.unique(np.nonzero(~np.isfinite(H).all(axis=(1, 2))
-                                   | ~np.isfinite(dH).all(axis=(1, 2, 3)))[0])
-        fail(f"non-finite H or dH at {len(bad)} point(s), e.g. x = {x[bad[0]].tolist()}")
-        return _finish(rep)
-
-    # ---------------------------------------------------------------- hermiticity
     hmax, dhmax = _max(H), _max(dH)
-    herm_h = _max(H - np.conj(np.swapaxes(H, -1, -2)))
-    herm_dh = [_max(dH[:, k] - np.conj(np.swapaxes(dH[:, k], -1, -2))) for k in range(ndof)]
-    rep["hermiticity_H"] = herm_h
-    rep["hermiticity_dH"] = max(herm_dh) if herm_dh else 0.0
-    rep["hermiticity_dH_per_dof"] = herm_dh
-    ok_h = herm_h <= HERM_RTOL * hmax + HERM_ATOL
-    ok_dh = rep["hermiticity_dH"] <= HERM_RTOL * dhmax + HERM_ATOL
-    rep["hermitian_ok"] = bool(ok_h and ok_dh)
-    if not ok_h:
-        fail(f"H is not Hermitian: max |H - H^dagger| = {herm_h:.3g}")
-    if not ok_dh:
-        k = int(np.argmax(herm_dh))
-        fail(f"dH is not Hermitian: max |dH - dH^dagger| = {herm_dh[k]:.3g} (dof {k})")
 
     # ---------------------------------------------------------------- batch independence
     try:
@@ -263,6 +188,125 @@ def check_model(model, x=None, seed=0, h=1e-5, npoints=NPOINTS):
         rep["worst_error"] = float(max(rel_err))
         rep["worst_ratio"] = float(worst["ratio"])
     return _finish(rep)
+
+
+def _new_report(model, h=1e-5, seed=0):
+    ns, ndof = int(model.nstates), int(model.ndof)
+    rep = {"name": getattr(model, "name", type(model).__name__), "class": type(model).__name__,
+           "nstates": ns, "ndof": ndof, "dtype": np.dtype(model.dtype).name, "h": float(h),
+           "seed": int(seed),
+           "tolerances": {"fd_rtol": FD_RTOL, "fd_atol": FD_ATOL, "herm_rtol": HERM_RTOL,
+                          "herm_atol": HERM_ATOL},
+           "failures": []}
+    return rep
+
+
+def _check_masses(model, rep):
+    m = np.asarray(getattr(model, "masses", np.nan), dtype=np.float64)
+    rep["masses"] = m.ravel().tolist()
+    ndof = rep["ndof"]
+    rep["masses_ok"] = bool(m.shape == (ndof,) and np.all(np.isfinite(m)) and np.all(m > 0))
+    if not rep["masses_ok"]:
+        rep["failures"].append(f"masses must be {ndof} finite positive numbers, got {rep['masses']}")
+
+
+def _check_values(model, x, rep, require_finite=True):
+    """Evaluation at ``x``: shapes, dtype, finite values, hermiticity (fills ``rep``); returns
+    ``(H, dH)``, or ``(None, None)`` when a failure makes further checks meaningless. Without
+    ``require_finite`` points with non-finite H or dH are left out instead of failing."""
+    fail = rep["failures"].append
+    ns, ndof = rep["nstates"], rep["ndof"]
+    n = x.shape[0]
+    try:
+        H, dH = _evaluate(model, x)
+    except Exception as exc:  # report, do not crash the checker
+        fail(f"evaluate_into raised {type(exc).__name__}: {exc}")
+        return None, None
+
+    shape_msgs, dtype_msgs = [], []
+    if type(model).evaluate is not _base_evaluate():
+        # a numpy model: check what evaluate() itself returns (evaluate_into broadcasts)
+        try:
+            out = model.evaluate(x)
+            h_raw, dh_raw = out
+            h_raw, dh_raw = np.asarray(h_raw), np.asarray(dh_raw)
+        except Exception as exc:
+            fail(f"evaluate raised {type(exc).__name__}: {exc}")
+            return None, None
+        if h_raw.shape != (n, ns, ns):
+            shape_msgs.append(f"evaluate() returned H of shape {h_raw.shape}, expected {(n, ns, ns)}")
+        if dh_raw.shape != (n, ndof, ns, ns):
+            shape_msgs.append(f"evaluate() returned dH of shape {dh_raw.shape}, "
+                              f"expected {(n, ndof, ns, ns)}")
+        for what, arr in (("H", h_raw), ("dH", dh_raw)):
+            if not np.can_cast(arr.dtype, np.dtype(model.dtype), "safe"):
+                if np.iscomplexobj(arr) and np.dtype(model.dtype).kind != "c":
+                    lost = _max(arr.imag)
+                    if lost > 0:
+                        dtype_msgs.append(f"evaluate() returned complex {what} (max |Im| = "
+                                          f"{lost:.3g}) but model.dtype is {rep['dtype']}: the "
+                                          "imaginary part is dropped; set dtype = np.complex128")
+                else:
+                    dtype_msgs.append(f"evaluate() returned {what} of dtype {arr.dtype}, which "
+                                      f"does not cast safely to {rep['dtype']}")
+    rep["shapes"] = {"H": list(H.shape), "dH": list(dH.shape)}
+    if H.shape != (n, ns, ns) or dH.shape != (n, ndof, ns, ns):
+        shape_msgs.append(f"allocate() gives H {H.shape}, dH {dH.shape}; expected "
+                          f"{(n, ns, ns)}, {(n, ndof, ns, ns)}")
+    if H.dtype != np.dtype(model.dtype) or dH.dtype != np.dtype(model.dtype):
+        dtype_msgs.append(f"H/dH dtype {H.dtype}/{dH.dtype} differs from model.dtype {rep['dtype']}")
+    rep["shapes_ok"] = not shape_msgs
+    rep["dtype_ok"] = not dtype_msgs
+    for msg in shape_msgs + dtype_msgs:
+        fail(msg)
+    if not rep["shapes_ok"]:
+        return None, None
+
+    rep["finite_ok"] = bool(np.all(np.isfinite(H)) and np.all(np.isfinite(dH)))
+    if not rep["finite_ok"] and not require_finite:
+        keep = np.isfinite(H).all(axis=(1, 2)) & np.isfinite(dH).all(axis=(1, 2, 3))
+        H, dH, rep["finite_ok"] = H[keep], dH[keep], True
+    if not rep["finite_ok"]:
+        bad = np.unique(np.nonzero(~np.isfinite(H).all(axis=(1, 2))
+                                   | ~np.isfinite(dH).all(axis=(1, 2, 3)))[0])
+        fail(f"non-finite H or dH at {len(bad)} point(s), e.g. x = {x[bad[0]].tolist()}")
+        return None, None
+
+    # hermiticity
+    hmax, dhmax = _max(H), _max(dH)
+    herm_h = _max(H - np.conj(np.swapaxes(H, -1, -2)))
+    herm_dh = [_max(dH[:, k] - np.conj(np.swapaxes(dH[:, k], -1, -2))) for k in range(ndof)]
+    rep["hermiticity_H"] = herm_h
+    rep["hermiticity_dH"] = max(herm_dh) if herm_dh else 0.0
+    rep["hermiticity_dH_per_dof"] = herm_dh
+    ok_h = herm_h <= HERM_RTOL * hmax + HERM_ATOL
+    ok_dh = rep["hermiticity_dH"] <= HERM_RTOL * dhmax + HERM_ATOL
+    rep["hermitian_ok"] = bool(ok_h and ok_dh)
+    if not ok_h:
+        fail(f"H is not Hermitian: max |H - H^dagger| = {herm_h:.3g}")
+    if not ok_dh:
+        k = int(np.argmax(herm_dh))
+        fail(f"dH is not Hermitian: max |dH - dH^dagger| = {herm_dh[k]:.3g} (dof {k})")
+
+    return H, dH
+
+
+def check_at(model, x, max_points=4096, require_finite=True):
+    """The cheap part of :func:`check_model` at the given positions ``x`` (N, ndof) in bohr:
+    masses, shapes, dtype, finite values and hermiticity (no finite differences). Used by
+    ``mqcd run`` at the initial positions before the first step (and, without
+    ``require_finite``, at the finite positions of a checkpoint). At most ``max_points`` evenly
+    spaced rows of ``x`` are evaluated. Returns the list of failure messages (empty: ok)."""
+    rep = _new_report(model)
+    _check_masses(model, rep)
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    if not require_finite:
+        x = x[np.isfinite(x).all(axis=1)]
+    if x.shape[0] > max_points:
+        x = x[:: -(-x.shape[0] // max_points)]
+    if x.shape[0]:
+        _check_values(model, np.ascontiguousarray(x), rep, require_finite)
+    return rep["failures"]
 
 
 def _base_evaluate():
