@@ -42,6 +42,12 @@ def main():
         out.append("")
     out += ["## [run]\n", table(RUN), "", "## [output]\n", table(OUTPUT), "",
             "## [exact] (used by `mqcd exact` only)\n", table(EXACT_KEYS) if EXACT_KEYS else "", ""]
+    from mqcd.jellium.deck import SECTIONS as JELLIUM_SECTIONS
+    out += ["# Jellium decks (`mqcd jellium run`, docs/jellium.md)\n",
+            "A separate deck format: a diatomic impurity in the electron gas under a current pulse. "
+            "Sections `[medium]` and `[pulse]` are required.", ""]
+    for sec, keys in JELLIUM_SECTIONS.items():
+        out += [f"## jellium [{sec}]\n", table(keys), ""]
     Path(__file__).resolve().parents[1].joinpath("docs", "decks.md").write_text("\n".join(out))
 
 

@@ -17,7 +17,13 @@ def _cmd_run(a):
     out = Path(a.output) if a.output else deck.output_path()
     check_writable(out, a.force)                   # before any compute
     png = None
-    if deck.output["plot"]:       # next to the HDF5 file unless [output] plot_file says otherwise
+    if a.plot:
+        png = Path(a.plot)
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ValueError("--plot needs matplotlib (pip install 'mqcd[plot]')") from None
+    elif deck.output["plot"]:     # next to the HDF5 file unless [output] plot_file says otherwise
         png = deck.plot_path() if deck.output["plot_file"] else out.with_suffix(".png")
     if png is not None:
         check_writable(png, a.force)
@@ -102,6 +108,7 @@ def add_parser(sub) -> None:
                       "HDF5 + PNG")
     r.add_argument("deck")
     r.add_argument("-o", "--output", help="output HDF5 file (default: [output] file)")
+    r.add_argument("--plot", help="PNG path (overrides [output] plot and plot_file)")
     r.add_argument("--force", action="store_true", help="overwrite existing output files")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=_cmd_run)

@@ -302,6 +302,18 @@ def simulate(c: MotionCoefficients, pulse: Pulse, times, initial: dict | None = 
     return out
 
 
+def viscous_share(out: dict, geometry: str) -> np.ndarray:
+    """Viscous part / (wind + friction) of the total force on the impurity (c.m.), per output time.
+
+    ``out`` is a :func:`simulate` result; NaN where the wind + friction force vanishes (before the
+    pulse, or when it is below 1e-9 of its maximum).
+    """
+    fw = out[f"{geometry}/force/wind"].sum(axis=1) + out[f"{geometry}/force/friction"].sum(axis=1)
+    fv = out[f"{geometry}/force/viscous"].sum(axis=1)
+    big = np.abs(fw) > 1e-9 * max(np.abs(fw).max(), 1e-300)
+    return np.where(big, fv / np.where(big, fw, 1.0), np.nan)
+
+
 def system_matrix(c: MotionCoefficients, geometry: str) -> np.ndarray:
     """A of dy/dt = A y + b u(t) for y = (x1, x2, v1, v2) (homogeneous part), 1/a.u.-time."""
     k = c.stiffness(geometry)

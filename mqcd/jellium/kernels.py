@@ -173,11 +173,10 @@ class MCP07(MCP07Static):
         return np.exp(-self.k * q * q) * (self.gki_slope() / self.f0) * self.static(q)
 
     def viscosity(self) -> float:
-        """Longitudinal low-frequency xc viscosity eta = -(3/4) n^2 d Im f_GKI/d omega (hbar n units: a.u.).
+        """Longitudinal low-frequency xc viscosity eta = -(3/4) n^2 d Im f_GKI/d omega, hbar/bohr^3.
 
         From Im f_L(omega) = -omega (4 eta / 3 + zeta) / n^2 with zero bulk viscosity zeta
-        (Giuliani-Vignale Sec. 8.6; Gross-Kohn 1985). Returned in atomic units
-        (hartree atomic_unit_of_time / bohr^3); ``eta / n`` is dimensionless (in units of hbar).
+        (Gross-Kohn 1985; Giuliani-Vignale, Ch. 8). ``eta / n`` is dimensionless (units of hbar).
         """
         return -0.75 * self.gas.n ** 2 * self.gki_slope()
 

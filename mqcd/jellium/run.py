@@ -3,7 +3,8 @@
 HDF5 layout (every dataset has a pint-parsable ``units`` attribute; docs/jellium.md lists them):
 
     time                                    (nt)        atomic_unit_of_time
-    pulse/drift_velocity, pulse/current_density (nt)
+    pulse/drift_velocity, pulse/current_density (nt); pulse/u0, duration, rise_time, angle
+    medium/rs, medium/density; impurity/charges, impurity/masses (2)
     <kernel>/coefficients/<name>            scalars and 2x2 friction matrices
     <kernel>/<g>/x, v                       (nt, 2)     g = par | perp (components w.r.t. the bond)
     <kernel>/<g>/R_rel, V_rel, V_cm         (nt)
@@ -20,7 +21,7 @@ import time as _time
 import numpy as np
 
 from .deck import JelliumDeck
-from .dynamics import GEOMETRIES, MotionCoefficients, Pulse, simulate
+from .dynamics import GEOMETRIES, MotionCoefficients, Pulse, simulate, viscous_share
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,14 @@ def run_jellium(deck: JelliumDeck, progress: bool = True):
         if i == 0:
             res.add("pulse/drift_velocity", pulse.u(t), U_V)
             res.add("pulse/current_density", c.n * pulse.u(t), "1 / bohr ** 2 / atomic_unit_of_time")
-            res.attrs["drift_velocity"] = pulse.drift_velocity
+            res.add("pulse/u0", np.float64(pulse.drift_velocity), U_V)
+            res.add("pulse/duration", np.float64(pulse.duration), U_T)
+            res.add("pulse/rise_time", np.float64(pulse.rise_time), U_T)
+            res.add("pulse/angle", np.float64(pulse.angle), "degree")
+            res.add("medium/rs", np.float64(c.rs), "bohr")
+            res.add("medium/density", np.float64(c.n), "1 / bohr ** 3")
+            res.add("impurity/charges", c.Z, "elementary_charge")
+            res.add("impurity/masses", c.M, "electron_mass")
         summ = c.summary()
         for name, unit in COEFF_UNITS.items():
             res.add(f"{kern}/coefficients/{name}", np.asarray(summ[name], dtype=float), unit)
@@ -82,11 +90,7 @@ def run_jellium(deck: JelliumDeck, progress: bool = True):
             leaf = key.split("/")[1]
             res.add(f"{kern}/{key}", arr, SERIES_UNITS[leaf])
         for g in GEOMETRIES:
-            fw = out[f"{g}/force/wind"].sum(axis=1) + out[f"{g}/force/friction"].sum(axis=1)
-            fv = out[f"{g}/force/viscous"].sum(axis=1)
-            big = np.abs(fw) > 1e-9 * max(np.abs(fw).max(), 1e-300)
-            share = np.where(big, fv / np.where(big, fw, 1.0), np.nan)
-            res.add(f"{kern}/{g}/viscous_share", share, "dimensionless")
+            res.add(f"{kern}/{g}/viscous_share", viscous_share(out, g), "dimensionless")
             stretch = np.abs(out[f"{g}/R_rel"]).max() / c.d_eq
             if stretch > 0.1:
                 log.warning("%s, %s: max |R_rel| / d_eq = %.3g; linear response assumes small "
@@ -104,7 +108,7 @@ def plot_result(res, path, title: str = ""):
     import matplotlib.pyplot as plt
     kernels = json.loads(res.attrs["kernels"])
     t = res["time"]
-    u0 = res.attrs["drift_velocity"] or 1.0
+    u0 = float(res["pulse/u0"]) or 1.0
     geos = [g for g in GEOMETRIES
             if np.abs(res[f"{kernels[0]}/{g}/V_cm"]).max() > 1e-12 * abs(u0)
             or np.abs(res[f"{kernels[0]}/{g}/V_rel"]).max() > 1e-12 * abs(u0)] or ["par"]
