@@ -115,7 +115,10 @@ def build_swarm(deck, model, method, comm):
         if err is None:
             raise
         raise err from exc
-    _preflight(model, x, comm, "at the initial positions (t = 0)")
+    # with on_nonfinite = "drop" the user accepts trajectories that start where H is not finite:
+    # they are dropped at t = 0 like any other; the rest of the check still applies
+    _preflight(model, x, comm, "at the initial positions (t = 0)",
+               require_finite=deck.run["on_nonfinite"] == "stop")
     H, dH = model.allocate(index.size)
     model.evaluate_into(x, H, dH)
     sw = Swarm(x=x, p=p, rho=rho, masses=model.masses, keys=keys, index=index, H=H, dH=dH,
@@ -731,10 +734,12 @@ def run(deck, output=None, force=False, progress=False, comm=None, restart=False
 def _run(runner, output, force, mode, comm, restart, interval):
     deck, ckpt = runner.deck, runner.ckpt
     runner.restarted = restart
-    _check_resources(runner, output, comm, restart)
     targets = _lock_targets(runner, output)
     lock = comm.root_call(RunLock, targets, share=False) if targets else None
     try:
+        if not restart:
+            runner.may_save = comm.root_call(_check_fresh, runner, output, force)
+        _check_resources(runner, output, comm, restart)
         with StopSignals() as signals:
             runner.signals = signals
             if restart:
@@ -743,7 +748,6 @@ def _run(runner, output, force, mode, comm, restart, interval):
                 runner.restore(ck)
                 del ck
             else:
-                runner.may_save = comm.root_call(_check_fresh, runner, output, force)
                 if comm.is_root and deck.output["checkpoint_every"] and ckpt is None:
                     warnings.warn("[output] checkpoint_every is ignored: the deck is not a file and "
                                   "no output= or checkpoint= path was given", RuntimeWarning,

@@ -162,6 +162,17 @@ def test_2_run_refuses_a_model_that_fails_check_model(tmp_path, params, message)
     assert quiet_run(user_deck(tmp_path, "asym = 0.0"))["time"][-1] == 200.0   # a good model runs
 
 
+def test_2_nonfinite_initial_values_refused_unless_dropping_was_asked_for(tmp_path):
+    src = NONHERM.replace("        if self.param_values[\"shape\"]:",
+                          "        H[q > -5.0] = np.nan\n        if self.param_values[\"shape\"]:")
+    deck = user_deck(tmp_path, source=src)                 # x0 = -5: half the packet gives NaN
+    with pytest.raises(ValueError, match="non-finite H or dH"):
+        quiet_run(deck)
+    deck.write_text(deck.read_text().replace("[run]", '[run]\non_nonfinite = "drop"'))
+    res = quiet_run(deck)
+    assert 0 < res.attrs["dropped"] < 20 and res["diagnostics/dropped_time"][0] == 0.0
+
+
 # ----------------------------------------------------------------------------- 3. output location
 def test_3_output_that_is_a_directory_is_refused_before_computing(tmp_path, monkeypatch):
     from mqcd import api

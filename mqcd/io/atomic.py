@@ -28,7 +28,7 @@ def temp_name(path) -> Path:
 
 def h5_image(fill, name="image.h5") -> bytes:
     """Bytes of an HDF5 file built in memory by ``fill(h5py.File)``."""
-    with h5py.File(name, "w", driver="core", backing_store=False) as f:
+    with h5py.File(name, "w", driver="core", backing_store=False, block_size=1 << 20) as f:
         fill(f)
         f.flush()
         return f.id.get_file_image()

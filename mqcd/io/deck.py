@@ -48,8 +48,8 @@ RUN = {
                         "means are then over the surviving trajectories; the count is written "
                         "to diagnostics/dropped)", choices=("stop", "drop")),
     "energy_tolerance": Key("float", 1e-3, "largest energy drift accepted before the run reports "
-                            "it: the mean over trajectories of |E_i(t) - E_i(0)| for methods that "
-                            "conserve every trajectory's energy (Ehrenfest, FSSH), |<E>(t) - <E>(0)| "
+                            "it: the mean over trajectories of abs(E_i(t) - E_i(0)) for methods that "
+                            "conserve every trajectory's energy (Ehrenfest, FSSH), abs(<E>(t) - <E>(0)) "
                             "for those that conserve only the swarm total (the coupled ladder "
                             "methods); E includes the method's own energy terms (energy/drift_mean, "
                             "energy/ensemble_drift); 0 = no check", "hartree", check=non_negative),

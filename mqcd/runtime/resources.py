@@ -173,9 +173,9 @@ def refuse_if_disk_full(folder, need, what):
     except OSError:
         return
     if need > free:
-        raise ResourceError(f"{what} need at least {format_bytes(need)} of disk space, but the file "
-                            f"system of {folder} has only {format_bytes(free)} free: free some space "
-                            "or write elsewhere (-o / [output] file)")
+        raise ResourceError(f"{what}: at least {format_bytes(need)} of disk space needed, but the "
+                            f"file system of {folder} has only {format_bytes(free)} free: free some "
+                            "space or write elsewhere (-o / [output] file)")
 
 
 # ----------------------------------------------------------------------------- exact grid
