@@ -207,6 +207,10 @@ def test_equilibrium_distances_follow_the_friedel_period(resp_static, d_eq):
     spacing = np.diff(zeros)
     np.testing.assert_allclose(spacing, math.pi / KF, rtol=0.05)
     assert abs(spacing[1] - math.pi / KF) < abs(spacing[0] - math.pi / KF)
+    # opposite charges: the stable points are the other zeros, where U'' > 0 again
+    d_opp = inter.equilibrium_distance(resp_static, charge_product=-1.0)
+    assert inter.stiffness(resp_static, d_opp, 1.0, -1.0)[0] > 0
+    assert not any(abs(d_opp - z) < 0.1 for z in zeros)
 
 
 # ----------------------------------------------------------------------------- friction
@@ -278,6 +282,8 @@ def test_paper_brackets_match_per_nucleus_form():
         assert p["cross_cm"] == pytest.approx(cross, rel=1e-9)
         wind_rel = g[1].sum() / M2 - g[0].sum() / M1
         assert p["wind_rel"] == pytest.approx(wind_rel, rel=1e-9)
+        for key, val in c.cm_relative(geo).items():
+            assert p[key] == pytest.approx(val, rel=1e-9)
 
 
 # ----------------------------------------------------------------------------- dynamics

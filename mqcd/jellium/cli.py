@@ -57,7 +57,7 @@ def _cmd_equilibrium(a):
     if not 0 < a.d_min < a.d_max or a.points < 2:
         raise ValueError("--d-min, --d-max must satisfy 0 < d_min < d_max and --points >= 2")
     resp = _response(a)
-    d_eq = inter.equilibrium_distance(resp)
+    d_eq = inter.equilibrium_distance(resp, charge_product=a.charges[0] * a.charges[1])
     ds = np.linspace(a.d_min, a.d_max, a.points)
     tab = inter.table(resp, ds, *a.charges)
     k_par, _ = inter.stiffness(resp, d_eq, *a.charges)
@@ -95,6 +95,8 @@ def _cmd_coefficients(a):
         print(f"{g:>4}: kappa = {s[f'kappa_{g}']:.6e} /a.u.t, omega0^2 = {w0:.6e} /a.u.t^2, "
               f"c.m. rate = {s[f'cm_rate_{g}']:.6e} /a.u.t, viscous share of the c.m. friction = "
               f"{100 * s[f'viscous_share_cm_{g}']:.2f} %")
+        print(f"      (D7)-(D10): wind_cm = {s[f'wind_cm_{g}']:.6e}, cross_cm = {s[f'cross_cm_{g}']:.6e}"
+              f" hartree a.u.t/bohr^2, wind_rel = {s[f'wind_rel_{g}']:.6e} /a.u.t")
 
 
 def add_parser(sub) -> None:

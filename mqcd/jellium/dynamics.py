@@ -78,7 +78,7 @@ class MotionCoefficients:
                              f"eqs. (10)-(11) is proportional to Z1 Z2)")
         resp = Response(rs, kernel, lda)
         if d_eq is None:
-            d_eq = inter.equilibrium_distance(resp)
+            d_eq = inter.equilibrium_distance(resp, charge_product=Z[0] * Z[1])
         k_par, k_perp = inter.stiffness(resp, d_eq, Z[0], Z[1])
         ints = fr.friction_integrals(resp, d_eq)
         g_par, g_perp = fr.friction_matrices(resp, d_eq, Z[0], Z[1], ints)
@@ -107,6 +107,23 @@ class MotionCoefficients:
         M1, M2 = self.M
         return (g[0, 0] * M2 / M1 + g[1, 1] * M1 / M2 - 2.0 * g[0, 1]) / (2.0 * (M1 + M2))
 
+    def cm_relative(self, geometry: str) -> dict:
+        """Markov coefficients of the c.m./relative equations (D7)-(D10), (E2)-(E13):
+
+            M_c dV_c/dt = wind_cm (u - V_c) - cross_cm V_r + direct,
+            dV_r/dt     = wind_rel (u - V_c) - 2 kappa V_r - omega0^2 R_r + direct,
+
+        from the friction matrix (the paper's brackets, ``friction.cm_relative_coefficients``, give
+        the same numbers; tested). wind_cm, cross_cm in hartree atomic_unit_of_time/bohr^2,
+        wind_rel, kappa in 1/atomic_unit_of_time.
+        """
+        g = self.gamma[geometry]
+        M1, M2 = self.M
+        return {"wind_cm": float(g.sum()),
+                "cross_cm": float(-(g[:, 0].sum() * M2 - g[:, 1].sum() * M1) / (M1 + M2)),
+                "wind_rel": float(g[1].sum() / M2 - g[0].sum() / M1),
+                "kappa": self.kappa(geometry)}
+
     def omega0_sq(self, geometry: str) -> float:
         """omega_0^2 = k (1/M1 + 1/M2): eq. (E10) (par), (E12) (perp: k = F(d_eq)/d_eq = 0)."""
         return self.stiffness(geometry) / self.mu
@@ -127,6 +144,9 @@ class MotionCoefficients:
             out[f"kappa_{g}"] = self.kappa(g)
             out[f"omega0_sq_{g}"] = w0
             out[f"cm_rate_{g}"] = self.cm_friction_rate(g)
+            cr = self.cm_relative(g)
+            out[f"wind_cm_{g}"], out[f"cross_cm_{g}"] = cr["wind_cm"], cr["cross_cm"]
+            out[f"wind_rel_{g}"] = cr["wind_rel"]
             tot = self.gamma[g].sum()
             out[f"viscous_share_cm_{g}"] = float(self.gamma_viscous[g].sum() / tot)
         return out

@@ -99,8 +99,12 @@ def stiffness(resp: Response, d: float, Z1: float = 1.0, Z2: float = 1.0) -> tup
 
 
 def equilibrium_distance(resp: Response, d_min: float = 0.5, d_max: float | None = None,
-                         step: float | None = None, xtol: float = 1e-10) -> float:
+                         step: float | None = None, xtol: float = 1e-10,
+                         charge_product: float = 1.0) -> float:
     """Smallest stable zero of F(d) (F changes from + to -), bohr.
+
+    F = Z1 Z2 x (bracket) / d^2: the zeros do not depend on the charges, their stability does
+    through the sign of ``charge_product`` = Z1 Z2.
 
     F is scanned outward from ``d_min`` in steps of ``step`` (default pi/(8 kF): eight points per
     Friedel period pi/kF of F) up to ``d_max`` (default 12 pi/kF); the first + -> - sign change is refined with
@@ -111,15 +115,19 @@ def equilibrium_distance(resp: Response, d_min: float = 0.5, d_max: float | None
     RuntimeError
         If F has no stable zero in the range.
     """
+    if charge_product == 0:
+        raise ValueError("Z1 Z2 = 0: an uncharged nucleus has no bond in eqs. (10)-(11)")
+    sgn = 1.0 if charge_product > 0 else -1.0
     kF = resp.kF
     step = step or math.pi / (8.0 * kF)
     d_max = d_max or 12.0 * math.pi / kF
-    d0, f0 = d_min, force_bracket(resp, d_min)
+    fb = lambda d: sgn * force_bracket(resp, d)          # noqa: E731
+    d0, f0 = d_min, fb(d_min)
     while d0 < d_max:
         d1 = d0 + step
-        f1 = force_bracket(resp, d1)
+        f1 = fb(d1)
         if f0 > 0 >= f1:
-            return optimize.brentq(lambda d: force_bracket(resp, d), d0, d1, xtol=xtol, rtol=1e-13)
+            return optimize.brentq(fb, d0, d1, xtol=xtol, rtol=1e-13)
         d0, f0 = d1, f1
     raise RuntimeError(f"no stable equilibrium distance between {d_min} and {d_max:.3f} bohr at "
                        f"rs = {resp.gas.rs} with kernel {resp.kernel.name}")

@@ -39,6 +39,9 @@ COEFF_UNITS = {
     "omega0_sq_perp": "1 / atomic_unit_of_time ** 2", "cm_rate_par": "1 / atomic_unit_of_time",
     "cm_rate_perp": "1 / atomic_unit_of_time", "viscous_share_cm_par": "dimensionless",
     "viscous_share_cm_perp": "dimensionless",
+    "wind_cm_par": U_GAMMA, "wind_cm_perp": U_GAMMA, "cross_cm_par": U_GAMMA,
+    "cross_cm_perp": U_GAMMA, "wind_rel_par": "1 / atomic_unit_of_time",
+    "wind_rel_perp": "1 / atomic_unit_of_time",
 }
 SERIES_UNITS = {"x": "bohr", "v": U_V, "R_rel": "bohr", "V_rel": U_V, "V_cm": U_V,
                 "force": U_F, "energy": U_E, "work": U_E}
