@@ -43,20 +43,22 @@ def _nsteps(run):
     return int(math.ceil(n - 1e-9))
 
 
-def _exit_status(sw, radius, comm):
-    """``(inside, t_left)``: how many trajectories still have |x_0| <= radius or move inward
-    (along dof 0; the run's exit rule is met when none does), and the time (a.u.) the slowest of
-    them needs to leave at its present speed (through the region when it moves inward): the
-    estimate the progress report uses. One reduction."""
+def _exit_status(sw, radius, comm, count=False):
+    """``(inside, t_left)``: whether any trajectory (``count``: how many) still has
+    |x_0| <= radius or moves inward along dof 0 (the exit rule is met when none does), and the
+    time (a.u.) the slowest of them needs to leave at its present speed (through the region when
+    it moves inward), the estimate of the progress report. One reduction."""
     x0, p0 = sw.x[:, 0], sw.p[:, 0]
     inward = x0 * p0 < 0
     inside = (np.abs(x0) <= radius) | inward
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(inside, np.where(inward, np.abs(x0) + radius, radius - np.abs(x0))
                      / (np.abs(p0) / sw.masses[0]), 0.0)
-    out = comm.sum(np.array([float(np.count_nonzero(inside)), 0.0]))
-    t_left = comm.max(np.array([float(t.max()) if t.size else 0.0]))
-    return int(out[0]), float(t_left[0])
+    t_left = float(t.max()) if t.size else 0.0
+    if count:
+        return int(comm.sum(np.array([np.count_nonzero(inside)], np.int64))[0]), t_left
+    out = comm.max(np.array([1.0 if inside.any() else 0.0, t_left]))
+    return bool(out[0] > 0), float(out[1])
 
 
 def _first_message(comm, msg, width=4000):
@@ -517,7 +519,7 @@ class _Runner:
         if restarted:
             attrs["restarted_from_step"] = self.first_step
         if model.scattering:
-            attrs["inside_at_end"], _ = _exit_status(sw, self.radius, comm)
+            attrs["inside_at_end"], _ = _exit_status(sw, self.radius, comm, count=True)
             attrs["exit_radius"] = float(self.radius)
         res = Result(attrs=attrs)
         self.rec.to_result(res)
