@@ -4,8 +4,9 @@ The rules (all lengths in bohr, momenta in a.u., energies in hartree, times in a
 
 1. **Energy ceiling.** ``E_cut = max_{|x - x0| <= 6 w} E_s(x) + sum_k (|p0_k| + 6 sigma_p,k)^2 / (2 M_k)``,
    with ``w`` the density standard deviation of the initial packet, ``sigma_p = 1/(2 w)`` its momentum
-   standard deviation and ``E_s`` the initial adiabatic surface. No component of the packet that
-   carries more than ~1e-16 of the norm has more energy than this.
+   standard deviation and ``E_s`` the initial adiabatic surface (a chirp c widens the momentum
+   range by ``|c| 8 w``). No component of the packet that carries more than ~1e-16 of the norm has
+   more energy than this.
 2. **Largest momentum.** ``p_max,k = sqrt(2 M_k (E_cut - V_min))``, ``V_min`` the lowest adiabatic
    energy anywhere in the box (so the energy released by descending to the lowest asymptote is
    included, and, conservatively, all of it may go into any one degree of freedom).
@@ -149,7 +150,9 @@ def plan_grid(deck, model) -> GridPlan:
     nprobe0 = [401] if D == 1 else [41, 41]
     _, pts = _probe(model, x0 - 6 * w, x0 + 6 * w, nprobe0)
     _, es = _lowest_and_state(model, pts, state)
-    e_cut = float(es.max() + np.sum((np.abs(p0) + MOMENTUM_SIGMAS * sig_p) ** 2 / (2 * M)))
+    chirp = np.asarray(ini.get("chirp") or [0.0] * D, dtype=float)
+    p_spread = MOMENTUM_SIGMAS * sig_p + np.abs(chirp) * PACKET_SIGMAS * w
+    e_cut = float(es.max() + np.sum((np.abs(p0) + p_spread) ** 2 / (2 * M)))
 
     # fixed part of the box: initial packet and interaction region
     core_lo = x0 - PACKET_SIGMAS * w

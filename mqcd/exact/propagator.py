@@ -249,13 +249,16 @@ class SplitOperator:
         return psi
 
     # --------------------------------------------------------------- states and observables
-    def initial_state(self, position, momentum, width, state):
-        """Gaussian packet (density std ``width``) times exp(i p0 (x - x0)) on adiabatic ``state``."""
+    def initial_state(self, position, momentum, width, state, chirp=None):
+        """Gaussian packet (density std ``width``) times exp(i p0 (x - x0) + i c (x - x0)^2 / 2)
+        (``chirp`` c, bohr^-2, default 0) on adiabatic ``state``."""
         chi = np.ones(self.shape, dtype=np.complex128)
+        c = np.zeros(self.D) if chirp is None or len(chirp) == 0 else np.asarray(chirp, float)
         for k in range(self.D):
             xk = self.mesh[k]
-            chi = chi * np.exp(-(xk - position[k]) ** 2 / (4.0 * width[k] ** 2)
-                               + 1j * momentum[k] * (xk - position[k]))
+            d = xk - position[k]
+            chi = chi * np.exp(-d ** 2 / (4.0 * width[k] ** 2) + 1j * (momentum[k] * d
+                                                                       + 0.5 * c[k] * d ** 2))
         psi = self.U[:, state] * chi[None]
         psi = np.ascontiguousarray(psi, dtype=np.complex128)
         psi /= np.sqrt(np.sum(np.abs(psi) ** 2) * self.dvol)

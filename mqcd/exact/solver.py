@@ -73,7 +73,8 @@ def run_exact(deck, *, progress=None) -> Result:
     dt_rec = deck.output["stride"] * run["dt"]
 
     op = SplitOperator(model, plan, ini["position"], workers=ex.get("workers", 1))
-    psi = op.initial_state(ini["position"], ini["momentum"], ini["width"], ini["state"])
+    psi = op.initial_state(ini["position"], ini["momentum"], ini["width"], ini["state"],
+                           chirp=ini.get("chirp"))
     op.set_dt(dt)
 
     rec = {k: [] for k in ("time", "norm", "pop_dia", "pop_adi", "epot", "ekin", "xmean", "pmean",

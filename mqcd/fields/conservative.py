@@ -27,19 +27,18 @@ from .kernels import neighbour_lists
 from .multiindex import multi_indices
 
 
-def t2_conservative(f, x, g, masses):
-    """Symmetric-pair estimate of ``T2_k = sum_i xi^ii (1/n) d_i(n g_ki)`` at the trajectories.
+def divergence_pairs(f, x, G):
+    """Symmetric-pair (conservative) estimate of ``(1/n) sum_i d_i (n G_i)`` at the trajectories.
 
     Parameters
     ----------
     f : :class:`mqcd.fields.FieldEstimate` computed at the trajectories (``at=None``) with need
         ``"density"``; its density bandwidth, method, options and weights are reused.
     x : (N, D) the same positions (bohr).
-    g : (N, D, D) metric at the trajectories (bohr^-2), e.g. from
-        :func:`mqcd.electronic.geometry.metric`.
-    masses : (D,) nuclear masses (electron masses).
+    G : (N, D, K) per-trajectory field, component i of the flux divided by n (any units U).
 
-    Returns ``(N, D)`` (hartree/bohr); ``sum_I w_I T2_I = 0`` to round-off for fixed bandwidths.
+    Returns ``(N, K)`` (U/bohr): ``sum_J w_J (G_I,i / n_I + G_J,i / n_J) d_i K(x_I - x_J)`` summed over
+    i; ``sum_I w_I out_I = 0`` to round-off for fixed bandwidths.
     """
     if f.n is None or f.dlogn is None:
         raise ValueError("the FieldEstimate must contain the density (need 'density')")
@@ -47,12 +46,13 @@ def t2_conservative(f, x, g, masses):
     N, D = x.shape
     if f.n.shape[0] != N:
         raise ValueError("f must be evaluated at the trajectories (at=None)")
-    xi = 1.0 / np.broadcast_to(np.asarray(masses, np.float64), (D,))
+    G = np.asarray(G, dtype=np.float64).reshape(N, D, -1)
+    K = G.shape[2]
     w = f.weights
-    gn = g / f.n[:, None, None]                     # g_ki / n at each trajectory
-    # source fields, columns i * D + k: w_J g_J,ki / n_J
-    F = np.ascontiguousarray((w[:, None, None] * gn).transpose(0, 2, 1).reshape(N, D * D))
-    groups = [Group(multi_indices(D, 1)[1 + i:2 + i], i * D, D, f.h_density, "deriv")
+    gn = G / f.n[:, None, None]                     # G_i / n at each trajectory
+    # source fields, columns i * K + k: w_J G_J,ik / n_J
+    F = np.ascontiguousarray((w[:, None, None] * gn).reshape(N, D * K))
+    groups = [Group(multi_indices(D, 1)[1 + i:2 + i], i * K, K, f.h_density, "deriv")
               for i in range(D)]
     settings = f.options.engine()
     nbr = None
@@ -61,7 +61,23 @@ def t2_conservative(f, x, g, masses):
         nbr = neighbour_lists(x, x, f.h_density, settings.cutoff * lmax, same=True)
     sums = kernel_sums(x, x, F, groups, f.method, settings, lam=f.lam, nbr=nbr)
     dn = f.n[:, None] * f.dlogn                       # d_i n at the trajectories
-    out = np.zeros((N, D))
+    out = np.zeros((N, K))
     for i in range(D):
-        out += xi[i] * (gn[:, :, i] * dn[:, i:i + 1] + sums[i][:, 0, :])
+        out += gn[:, i, :] * dn[:, i:i + 1] + sums[i][:, 0, :]
     return out
+
+
+def t2_conservative(f, x, g, masses):
+    """Symmetric-pair estimate of ``T2_k = sum_i xi^ii (1/n) d_i(n g_ki)`` at the trajectories
+    (:func:`divergence_pairs` with ``G_ik = xi^ii g_ki``).
+
+    Parameters: f, x as for :func:`divergence_pairs`; g : (N, D, D) metric at the trajectories
+    (bohr^-2); masses : (D,) nuclear masses (electron masses).
+
+    Returns ``(N, D)`` (hartree/bohr); ``sum_I w_I T2_I = 0`` to round-off for fixed bandwidths.
+    """
+    x = np.asarray(x)
+    D = x.shape[1]
+    xi = 1.0 / np.broadcast_to(np.asarray(masses, np.float64), (D,))
+    G = xi[None, :, None] * np.asarray(g).transpose(0, 2, 1)      # G[I, i, k] = xi_i g_ki
+    return divergence_pairs(f, x, G)

@@ -26,7 +26,14 @@ INITIAL = {
                  "(wavepacket amplitude exp(-(x-x0)^2/(4 width^2)))", "bohr", check=all_positive),
     "state": Key("int", 0, "initial adiabatic state (0 = lowest), pure electronic state"),
     "sampling": Key("str", "wigner", "'wigner': Gaussian Wigner distribution (momentum std = "
-                    "1/(2 width)); 'fixed': every trajectory at the centre", choices=("wigner", "fixed")),
+                    "1/(2 width)); 'hydrodynamic': fluid elements, positions at the quantiles of "
+                    "the initial density (a scrambled Halton set mapped through it in D > 1) with "
+                    "the local momentum p = dS/dx = momentum + chirp (x - position), equal weights "
+                    "(qhd's default; docs/ladder.md); 'fixed': every trajectory at the centre",
+                    choices=("wigner", "hydrodynamic", "fixed")),
+    "chirp": Key("floats", [], "linear chirp c of the packet, one entry per dof (empty: 0): "
+                 "amplitude phase exp(i c (x - x0)^2 / 2), i.e. the local momentum "
+                 "p(x) = momentum + c (x - position); c < 0 focuses the packet", "1/bohr**2"),
 }
 
 RUN = {
@@ -191,7 +198,9 @@ def read_deck(source, *, for_exact=False) -> Deck:
     model_sec = {**{k: v for k, v in base.items() if v is not None}, **params}
 
     initial = validate_section("initial", raw["initial"], INITIAL)
-    for k in ("position", "momentum", "width"):
+    if not initial["chirp"]:
+        initial["chirp"] = [0.0] * model.ndof
+    for k in ("position", "momentum", "width", "chirp"):
         if len(initial[k]) != model.ndof:
             raise DeckError(f"[initial] {k} has {len(initial[k])} entries; model '{model.name}' "
                             f"has {model.ndof} nuclear degree(s) of freedom")

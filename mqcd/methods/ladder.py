@@ -35,8 +35,9 @@ import numpy as np
 from ..electronic.adiabatic import adiabatic_gradients
 from ..electronic.coherence import accumulate_forces, population_rates, trajectory_derivatives
 from ..electronic.geometry import geometry_from_fields
-from ..fields import FieldOptions, FieldWorkspace, estimate_fields
-from ..fields.conservative import t2_conservative
+from ..fields import FieldWorkspace, build_estimator
+from ..fields.base import restrict
+from ..fields.kernel import PATHS as KERNEL_PATHS
 from ..io.schema import DeckError, Key, non_negative, positive
 from .base import Method
 from .fssh import FSSH
@@ -62,9 +63,33 @@ FIELD_KEYS = {
                             "(N ridge)^2)); docs/theory/fields.md", check=non_negative),
     "correction_scale": Key("float", 1.0, "multiplies every swarm correction (0 = plain Ehrenfest/"
                             "FSSH to round-off)", check=non_negative),
-    "field_method": Key("str", "auto", "field estimator path: 'grid' (binned FFT, D <= 3), 'tree' "
-                        "(neighbour lists), 'pairs' (all pairs, small N), 'auto'",
-                        choices=("auto", "grid", "tree", "pairs")),
+    "field_method": Key("str", "auto", "how the swarm knows its fields (docs/theory/fields.md): "
+                        "'kernel' (Gaussian kernel sums over the swarm; 'grid', 'tree', 'pairs' fix "
+                        "the kernel-sum path: binned FFT (D <= 3), neighbour lists, all pairs), "
+                        "'fluid' (fluid elements in 1D: density from the ordered elements' spacing, "
+                        "local fits of the single-valued rho field; needs [initial] sampling = "
+                        "'hydrodynamic'), 'exact' (the oracle: fields of the exact split-operator "
+                        "solution propagated alongside, 1D/2D), 'auto' (fluid for qhd and the "
+                        "geometric rungs started as fluid elements in 1D, else kernel)",
+                        choices=("auto", "kernel", "fluid", "exact", "grid", "tree", "pairs")),
+    "exact_reference": Key("bool", False, "propagate the exact solution alongside (1D/2D) and write "
+                           "diagnostics/rho_deviation and diagnostics/drho_error per record: how far "
+                           "the trajectories' rho and the estimator's d rho are from the exact "
+                           "conditional field at the trajectories"),
+    "fluid_window": Key("float", 0.05, "field_method = 'fluid': half-width of the local fit windows "
+                        "(at least degree + 3 elements per fit)", "bohr", check=positive),
+    "fluid_degree": Key("int", 6, "field_method = 'fluid': degree of the local fit of the element "
+                        "positions against their Gaussian label (density; 4..10)",
+                        check=lambda v: None if 4 <= v <= 10 else "must be between 4 and 10"),
+    "fluid_rho_degree": Key("int", 4, "field_method = 'fluid': degree of the local fit of rho "
+                            "(2..10)", check=lambda v: None if 2 <= v <= 10 else
+                            "must be between 2 and 10"),
+    "fluid_points": Key("int", 48, "field_method = 'fluid': largest number of elements per local "
+                        "fit (evenly spread over the window)", check=positive),
+    "fluid_rho_window": Key("float", 0.0, "field_method = 'fluid': Gaussian width of the rho fits "
+                            "(0: fluid_window)", "bohr", check=non_negative),
+    "fluid_demodulate": Key("bool", False, "field_method = 'fluid': fit rho with its local "
+                            "coherence phases removed (docs/theory/fields.md)"),
     "density_scale": Key("float", 1.0, "multiplier of the normal-reference density bandwidth "
                          "(docs/theory/fields.md)", check=positive),
     "regression_scale": Key("float", 1.0, "multiplier of the normal-reference bandwidth of the "
@@ -77,92 +102,6 @@ FIELD_KEYS = {
                       choices=("conservative", "pointwise")),
     "adaptive": Key("bool", False, "Abramson adaptive bandwidths (multi-modal swarms)"),
 }
-
-
-class SwarmFields:
-    """The fields part: estimate n, d ln n (...), and the rho-field derivatives from the swarm.
-
-    The estimators need every trajectory, so under MPI the positions and density matrices are
-    all-gathered (one Allgatherv of N (D + ns^2) numbers per step) and every rank evaluates the
-    fields on the whole swarm and keeps its own rows: coupled runs are then bit-for-bit equal to
-    serial ones for any number of ranks (the propagation and hops are what runs in parallel).
-    """
-
-    def __init__(self, opts, masses, comm, need):
-        self.basis = opts["rho_derivatives"] == "trajectory-basis"
-        self.opts = FieldOptions(method=opts["field_method"], density_scale=opts["density_scale"],
-                                 regression_scale=opts["regression_scale"], ridge=opts["ridge"],
-                                 adaptive=opts["adaptive"],
-                                 density_deriv=3 if "logn3" in need else 1)
-        self.masses = masses
-        self.comm = comm
-        self.need = need
-        self.need_density = tuple(n for n in need if not n.startswith("rho"))
-        self.ws_route = {}
-        self.ws_fields = FieldWorkspace()
-        self.ws_geometry = FieldWorkspace()
-        self.last = None
-
-    def __call__(self, sw, conservative=False, fmom=None):
-        """Return (FieldEstimate, Geometry, T2 or None) for this rank's trajectories.
-
-        The conservative combined force needs the fields at every trajectory, so then every rank
-        evaluates the whole swarm and keeps its rows; otherwise each rank evaluates only at its
-        own trajectories (the per-trajectory regression work is split over the ranks). The
-        estimator path is chosen from the global swarm size, so both ways give bit-for-bit the
-        serial numbers.
-
-        ``fmom`` (N_local, D, ns): accumulated adiabatic forces. When given, the rho-field
-        derivatives come per trajectory from :mod:`mqcd.electronic.coherence` (route (b)) and
-        only the density is estimated from the swarm.
-        """
-        comm = self.comm
-        x_all = comm.allgather_rows(sw.x)
-        opts = self.opts
-        whole = conservative or comm.size == 1
-        at = None if whole else sw.x
-        sl = slice(None)
-        if whole and comm.size > 1:
-            counts = comm.allgather_rows(np.array([sw.ntraj], np.int64))
-            lo = int(counts[:comm.rank].sum())
-            sl = slice(lo, lo + sw.ntraj)
-        if fmom is None:
-            rho_all = comm.allgather_rows(sw.rho)
-            f = estimate_fields(x_all, rho_all, self.masses, opts, need=self.need, at=at,
-                                workspace=self.ws_fields)
-            geo_all = geometry_from_fields(f, self.masses, workspace=self.ws_geometry)
-            g_all = geo_all.g if conservative else None
-            geo = _rows(geo_all, sl)
-            self.drho = f.drho[sl]
-        else:
-            f = estimate_fields(x_all, None, self.masses, opts, need=self.need_density, at=at,
-                                workspace=self.ws_fields)
-            E, V = sw.ensure_adiabatic()
-            _, drho = trajectory_derivatives(sw.rho, sw.dH, E, V, fmom, basis=self.basis,
-                                             out=self.ws_route)
-            fl = _rows(f, sl)
-            fl.rho, fl.drho = sw.rho, drho
-            self.drho = drho
-            geo = geometry_from_fields(fl, self.masses, workspace=self.ws_geometry)
-            g_all = comm.allgather_rows(geo.g) if conservative else None
-        t2 = t2_conservative(f, x_all, g_all, self.masses)[sl] if conservative else None
-        self.last = f
-        return f, geo, t2
-
-
-def _rows(obj, sl):
-    """Copy of a FieldEstimate / Geometry with its per-trajectory arrays restricted to rows ``sl``."""
-    if sl == slice(None):
-        return dataclasses.replace(obj) if dataclasses.is_dataclass(obj) else obj
-    n = None
-    for k in ("n", "g"):
-        v = getattr(obj, k, None)
-        if isinstance(v, np.ndarray):
-            n = v.shape[0]
-    out = {k: (v[sl] if isinstance(v, np.ndarray) and v.ndim and v.shape[0] == n
-               and k not in ("weights", "lam", "h_density", "h_regression", "masses") else v)
-           for k, v in vars(obj).items()}
-    return type(obj)(**out)
 
 
 class LadderParts:
@@ -188,18 +127,54 @@ class LadderParts:
                             "geometric correction needs second derivatives of rho, which only "
                             "'regression' provides; allowed: 'regression', 'auto'")
         self.route = "trajectory" if route.startswith("trajectory") else route
+        self.basis = route == "trajectory-basis"
         pc = opts["population_constraint"]
         self.constrain = pc == "on" or (pc == "auto" and self.route == "trajectory")
         self.ridge_c = opts["constraint_ridge"]
-        need = ["density", "rho2" if self.geometric else "rho"]
+        need = ["density"]
         if self.quantum_force:
             need.append("logn3")
-        self.fields = SwarmFields(opts, self.model.masses, comm, tuple(need))
+        if self.route != "trajectory":
+            need.append("rho2" if self.geometric else "rho")
+        fm = opts["field_method"]
+        if fm == "auto":
+            fm = self._auto_field_method()
+        if fm == "fluid" and self.deck.initial["sampling"] != "hydrodynamic":
+            raise DeckError("[method] field_method = 'fluid' needs trajectories that are fluid "
+                            "elements: set [initial] sampling = 'hydrodynamic' (or use "
+                            "field_method = 'kernel')")
+        self.field_method = fm
+        # forces that are divergences in the exact theory: conservative (zero-sum) form
+        self.div_forces = self.correction_forces and self.force_form == "conservative"
+        try:
+            self.estimator = build_estimator(fm, opts, self.model, self.deck, comm, tuple(need),
+                                             conservative=self.div_forces and (
+                                                 self.geometric and self.quantum_coupling
+                                                 or self.quantum_force))
+            self.reference = None
+            if opts["exact_reference"] and fm != "exact":
+                from ..fields import ExactWavefunction
+                self.reference = ExactWavefunction(self.deck, self.model)
+        except ValueError as exc:
+            raise DeckError(f"[method] field_method = '{fm}': {exc}") from None
+        self.ws_geometry = FieldWorkspace()
+        self.ws_route = {}
+        self.drho = None
+        self.last_fields = None
         self.fmom = None             # (N, D, ns) accumulated adiabatic forces (route 'trajectory')
         self.grad_prev = None        # (N, D, ns) d E_n at the previous step
         self.G_now = None
         self.G_prev = None
         self.F_corr = None
+        self.E_q = None
+
+    def _auto_field_method(self):
+        """'fluid' for the rungs that need accurate second derivatives when the swarm consists of
+        fluid elements in 1D, else the kernel estimator (docs/ladder.md)."""
+        if (self.geometric and self.deck.initial["sampling"] == "hydrodynamic"
+                and self.model.ndof == 1 and self.correction_forces):
+            return "fluid"
+        return "kernel"
 
     def _accumulate_forces(self, sw):
         """Advance f_n = -int d E_n dt along each trajectory (trapezoid; f = 0 at t = 0)."""
@@ -214,12 +189,17 @@ class LadderParts:
     def _update_fields(self, sw):
         """Fields at the current positions and rho; stores G(t) and the force correction."""
         trajectory = self.route == "trajectory"
-        conservative = self.correction_forces and self.force_form == "conservative"
-        combined = self.geometric and self.quantum_coupling and conservative
         if trajectory:
             self._accumulate_forces(sw)
-        f, geo, t2 = self.fields(sw, conservative=combined,
-                                 fmom=self.fmom if trajectory else None)
+        f = self.estimator.estimate(sw)
+        if trajectory:
+            E, V = sw.ensure_adiabatic()
+            _, drho = trajectory_derivatives(sw.rho, sw.dH, E, V, self.fmom, basis=self.basis,
+                                             out=self.ws_route)
+            f.rho, f.drho = sw.rho, drho
+        self.drho = f.drho
+        self.last_fields = f
+        geo = geometry_from_fields(f, self.model.masses, workspace=self.ws_geometry)
         G = np.zeros_like(sw.rho)
         if self.geometric:
             G += geo.dH_geo
@@ -229,27 +209,38 @@ class LadderParts:
         if self.quantum_coupling and self.constrain:
             shift = self._population_shift(sw, G)
             for j, c in enumerate(shift):
-                G -= c * self.fields.drho[:, j]
+                G -= c * self.drho[:, j]
         self.shift = shift
         G *= self.scale
         self.G_prev, self.G_now = self.G_now, G
+        xi = 1.0 / np.asarray(self.model.masses, dtype=np.float64)
         Fc = np.zeros_like(sw.x)
-        if combined:
-            Fc -= t2
-            for j, c in enumerate(shift):
-                Fc -= 2.0 * c * geo.g[:, :, j]
-            if self.quantum_force:
-                Fc += geo.Fq
-        elif self.correction_forces:
-            if self.geometric:
-                Fc -= geo.T1
-            if self.quantum_coupling:
+        if self.correction_forces:
+            combined = self.geometric and self.quantum_coupling
+            T2 = None
+            if combined and self.div_forces:
+                T2 = self.estimator.divergence(f, xi[None, :, None] * geo.g.transpose(0, 2, 1))
+            if T2 is not None:                    # MB(64), conservative form
+                Fc -= T2
                 for j, c in enumerate(shift):
-                    Fc += 2.0 * (geo.u[:, j] - c)[:, None] * geo.g[:, :, j]
-            if self.quantum_force:
-                Fc += geo.Fq
+                    Fc -= 2.0 * c * geo.g[:, :, j]
+            else:                                 # pointwise forms
+                if self.geometric:
+                    Fc -= geo.T1
+                if self.quantum_coupling:
+                    for j, c in enumerate(shift):
+                        Fc += 2.0 * (geo.u[:, j] - c)[:, None] * geo.g[:, :, j]
+            if self.quantum_force:                # MB(68): (1/4n) d_j (n xi^jj d_j d_k ln n)
+                Fq = None
+                if self.div_forces:
+                    Fq = self.estimator.divergence(f, 0.25 * xi[None, :, None] * f.d2logn)
+                Fc += geo.Fq if Fq is None else Fq
         self.F_corr = self.scale * Fc
         self.T_geo = None if geo.T_geo is None else np.array(geo.T_geo)
+        if self.quantum_force:
+            # quantum kinetic energy per trajectory, (1/8) sum_j xi^jj (d_j ln n)^2 (its swarm
+            # mean is <Q>, the quantum potential's contribution to the conserved energy)
+            self.E_q = 0.125 * np.sum(xi * f.dlogn ** 2, axis=1)
         return self.F_corr
 
     def _population_shift(self, sw, G):
@@ -262,10 +253,10 @@ class LadderParts:
         """
         _, V = sw.ensure_adiabatic()
         V = np.ascontiguousarray(V, dtype=np.complex128)
-        N, D, ns, _ = self.fields.drho.shape
+        N, D, ns, _ = self.drho.shape
         rates = np.empty((N, 1 + D, ns))
         population_rates(G[:, None], sw.rho, V, rates[:, :1])
-        population_rates(np.ascontiguousarray(self.fields.drho), sw.rho, V, rates[:, 1:])
+        population_rates(np.ascontiguousarray(self.drho), sw.rho, V, rates[:, 1:])
         s = self.comm.sum_rows(np.concatenate([rates.reshape(N, (1 + D) * ns),
                                                np.ones((N, 1))], axis=1))
         A, B, ntot = s[:ns], s[ns:(1 + D) * ns].reshape(D, ns), s[-1]
@@ -286,6 +277,7 @@ class LadderParts:
         if self.fmom is not None:
             state["fmom"] = self.fmom
             state["grad_prev"] = self.grad_prev
+        state.update({f"fields_{k}": v for k, v in self.estimator.state_dict().items()})
         return state
 
     def load_state_dict(self, state):
@@ -295,6 +287,8 @@ class LadderParts:
         if "fmom" in state:
             self.fmom = np.array(state["fmom"])
             self.grad_prev = np.array(state["grad_prev"])
+        self.estimator.load_state_dict({k[7:]: v for k, v in state.items()
+                                        if k.startswith("fields_")})
 
     def extra_records(self, sw, comm):
         out = super().extra_records(sw, comm)
@@ -307,13 +301,42 @@ class LadderParts:
         n = max(s[0], 1.0)
         out["diagnostics/force_correction_mean"] = (s[1:1 + D] / n, "hartree/bohr")
         out["diagnostics/force_correction_rms"] = (np.sqrt(s[1 + D:1 + 2 * D] / n), "hartree/bohr")
-        f = self.fields.last
-        out["diagnostics/bandwidth_density"] = (np.asarray(f.h_density, float).reshape(D), "bohr")
-        hr = f.h_regression if f.h_regression is not None else np.full(D, np.nan)
-        out["diagnostics/bandwidth_regression"] = (np.asarray(hr, float).reshape(D), "bohr")
+        out.update(self.estimator.records())
+        if self.reference is not None or self.field_method == "exact":
+            out.update(self._reference_records(sw, comm))
         if self.T_geo is not None:
             out["energy/geometric"] = (s[1 + 2 * D] / n, "hartree")
+        if self.E_q is not None:
+            out["energy/quantum"] = (comm.sum_rows(self.E_q[:, None])[0] / n, "hartree")
         return out
+
+    def _reference_records(self, sw, comm):
+        """rho_deviation and drho_error against the exact conditional field (exact_reference)."""
+        if self.field_method == "exact":
+            ex = self.last_fields
+        else:
+            ex = self.reference.fields_at(sw.step, sw.x, need_rho2=False)
+        dev = np.sqrt(np.sum(np.abs(sw.rho - ex.rho) ** 2, axis=(1, 2)))
+        err = np.sum(np.abs(self.drho - ex.drho) ** 2, axis=(1, 2, 3))
+        ref = np.sum(np.abs(ex.drho) ** 2, axis=(1, 2, 3))
+        ok = np.isfinite(dev) & np.isfinite(err) & np.isfinite(ref)
+        rows = np.stack([ok * 1.0, np.where(ok, dev, 0.0), np.where(ok, err, 0.0),
+                         np.where(ok, ref, 0.0)], axis=1)
+        s = comm.sum_rows(rows)
+        m = max(s[0], 1.0)
+        return {"diagnostics/rho_deviation": (s[1] / m, "1"),
+                "diagnostics/drho_error": (float(np.sqrt(s[2] / s[3])) if s[3] > 0 else 0.0, "1")}
+
+    energy_conservation = "ensemble"
+
+    def energy_extra(self, sw):
+        """T_geo for the geometric rungs and the quantum kinetic energy for qhd (hartree)."""
+        extra = 0.0
+        if self.geometric and self.correction_forces and self.T_geo is not None:
+            extra = extra + self.scale * self.T_geo
+        if self.E_q is not None:
+            extra = extra + self.scale * self.E_q
+        return extra
 
 
 class _MeanFieldLadder(LadderParts, Method):
