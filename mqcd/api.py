@@ -525,9 +525,9 @@ class _Runner:
         self.rec.to_result(res)
         res.add("diagnostics/dropped_index", np.array(self.dropped["index"], np.int64), "1")
         res.add("diagnostics/dropped_time", np.array(self.dropped["time"], np.float64),
-                "a.u. of time")
+                "atomic_unit_of_time")
         res.add("diagnostics/dropped_quantity", np.array(self.dropped["quantity"], np.int64),
-                "bit mask: 1 x, 2 p, 4 rho")
+                "1")     # bit mask: 1 x, 2 p, 4 rho
         weights = method.state_weights(sw)
         if model.scattering:
             t, r = branching(sw.x[:, 0], weights, comm, self.n_alive)
@@ -535,7 +535,9 @@ class _Runner:
             res.add("branching/reflection", r, "1")
         from .electronic.adiabatic import to_adiabatic
         _, V = sw.ensure_adiabatic()
-        finals = {"final/position": (sw.x, "bohr"), "final/momentum": (sw.p, "a.u."),
+        finals = {"final/trajectory": (sw.index, "1"),      # coordinate: global index = stream
+                  "final/position": (sw.x, "bohr"),
+                  "final/momentum": (sw.p, UNITS["nuclear/momentum_mean"]),
                   "final/rho_adiabatic": (to_adiabatic(sw.rho, V), "1"),
                   "final/rho_diabatic": (sw.rho, "1"),
                   "final/state_weights": (weights, "1"),
@@ -775,3 +777,57 @@ def _run(runner, output, force, mode, comm, restart, interval):
     finally:
         if lock is not None:
             lock.release()
+
+
+def run_exact_file(deck, output=None, force=False, progress=None):
+    """Run the exact grid reference of ``deck`` and write it to ``output`` (``mqcd exact``).
+
+    Before computing: the memory the grid needs is checked against what is available (refused
+    with the estimate and the keys that set it), the output is locked (``OUTPUT.lock``) and
+    probed for writing. A write failure at the end keeps the result in a fallback file and says
+    where.
+
+    Parameters
+    ----------
+    deck : str | Path | dict | Deck
+        The deck (validated with ``for_exact=True``).
+    output : str | Path, optional
+        Output HDF5 file; default ``[output] file``, or the deck name (+ ``_exact``) with .h5.
+    force : bool
+        Replace an existing output file.
+    progress : callable, optional
+        ``progress(t, t_end)`` after every output time (a.u. of time).
+
+    Returns
+    -------
+    (Result, Path)
+        The result and the file written.
+    """
+    from .exact import exact_plan, run_exact
+    from .runtime.resources import exact_memory
+    deck = _as_deck(deck, for_exact=True)
+    if output is None:
+        stem_exact = deck.path is not None and deck.path.stem.endswith("exact")
+        output = deck.output_path("" if deck.output["file"] or stem_exact else "_exact")
+    out = Path(output)
+    plan, _, _ = exact_plan(deck)
+    run_cfg = deck.run
+    nrec = (int(run_cfg["t_end"] / (deck.output["stride"] * run_cfg["dt"])) + 2
+            if run_cfg["stop"] == "time" else 0)
+    need = exact_memory(plan, deck_model(deck), deck.exact.get("store_density", True), nrec)
+    pts = " x ".join(str(n) for n in plan.npoints)
+    refuse_if_too_big(need, f"the exact grid of {pts} points ([exact] points / dx / box)",
+                      "use fewer points (a larger [exact] dx or fewer [exact] points, a smaller box)"
+                      + (", or store_density = false" if need["density"] else ""))
+    with RunLock([out], what="exact run"):
+        check_writable(out, force)
+        res = run_exact(deck, progress=progress)
+        try:
+            write_result(out, res, force=force)
+        except OSError as exc:
+            path = _rescue_write(out, res)
+            raise OutputWriteError(f"could not write the output {out} ({exc}); "
+                                   + (f"the results were written to {path} instead: move it to "
+                                      f"{out}" if path else "the results could not be written "
+                                      "anywhere else either")) from None
+    return res, out

@@ -1,4 +1,4 @@
-"""Command line: ``mqcd run | exact | summary | compare | check-model | validate``.
+"""Command line: ``mqcd run | exact | summary | compare | study | check-model | validate``.
 
 Exit codes: 0 success; 2 an error with a message (bad deck, refused restart, model check, a run
 stopped on non-finite numbers or on the energy drift, output not writable, file not readable);
@@ -15,6 +15,9 @@ import sys
 from pathlib import Path
 
 LOG = logging.getLogger("mqcd")
+SET_HELP = ("override one deck key, e.g. --set run.trajectories=4000 --set method.name=fssh "
+            "(repeatable; the value is TOML, a bare word is a string; validated like the deck "
+            "and recorded in the output's deck text)")
 
 
 def _cmd_run(a):
@@ -27,7 +30,7 @@ def _cmd_run(a):
     mode = a.progress or ("none" if a.quiet else "auto")
     shown = resolve_mode(mode) if comm.is_root else "none"
     with cli_logging(shown, quiet=a.quiet, logfile=a.log, is_root=comm.is_root):
-        deck = read_deck(a.deck)
+        deck = read_deck(a.deck, overrides=a.set)
         out = Path(a.output) if a.output else deck.output_path()
         res = run(deck, output=out, force=a.force, progress=shown, restart=a.restart, comm=comm,
                   partial_output=a.partial, progress_interval=a.log_interval)
@@ -36,47 +39,24 @@ def _cmd_run(a):
 
 
 def _cmd_exact(a):
-    from .exact import exact_plan, run_exact
-    from .io.deck import deck_model, read_deck
-    from .io.results import check_writable, write_result
-    from .runtime import RunLock
-    from .runtime.resources import exact_memory, refuse_if_too_big
-    deck = read_deck(a.deck, for_exact=True)
-    suffix = "" if deck.output["file"] or (deck.path and deck.path.stem.endswith("exact")) else "_exact"
-    out = Path(a.output) if a.output else deck.output_path(suffix)
-    plan, _, _ = exact_plan(deck)
-    run = deck.run
-    nrec = int(run["t_end"] / (deck.output["stride"] * run["dt"])) + 2 if run["stop"] == "time" else 0
-    need = exact_memory(plan, deck_model(deck), deck.exact.get("store_density", True), nrec)
-    pts = " x ".join(str(n) for n in plan.npoints)
-    refuse_if_too_big(need, f"the exact grid of {pts} points ([exact] points / dx / box)",
-                      "use fewer points (a larger [exact] dx or fewer [exact] points, a smaller box)"
-                      + (", or store_density = false" if need["density"] else ""))
-    with RunLock([out], what="exact run"):
-        check_writable(out, a.force)
-        bar = None
-        if not a.quiet:
-            from tqdm import tqdm
-            bar = tqdm(total=deck.run["t_end"], unit="a.u.", desc="exact", disable=None,
-                       mininterval=0.5)
+    from .api import run_exact_file
+    from .io.deck import read_deck
+    deck = read_deck(a.deck, for_exact=True, overrides=a.set)
+    bar = None
+    if not a.quiet:
+        from tqdm import tqdm
+        bar = tqdm(total=deck.run["t_end"], unit="a.u.", desc="exact", disable=None,
+                   mininterval=0.5)
 
-        def progress(t, t_end):
-            if bar is not None:
-                bar.update(t - bar.n)
-        try:
-            res = run_exact(deck, progress=progress)
-        finally:
-            if bar is not None:
-                bar.close()
-        try:
-            write_result(out, res, force=a.force)
-        except OSError as exc:
-            from .api import _rescue_write
-            path = _rescue_write(out, res)
-            raise RuntimeError(f"could not write the output {out} ({exc}); "
-                               + (f"the results were written to {path} instead: move it to {out}"
-                                  if path else "the results could not be written anywhere else "
-                                  "either")) from None
+    def progress(t, t_end):
+        if bar is not None:
+            bar.update(t - bar.n)
+    try:
+        _, out = run_exact_file(deck, Path(a.output) if a.output else None, force=a.force,
+                                progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
     if not a.quiet:
         print(f"wrote {out}")
 
@@ -91,14 +71,21 @@ def _cmd_summary(a):
 
 def _cmd_compare(a):
     from .analysis.compare import compare_files
-    print(compare_files(a.files, plot=a.plot))
+    fmt = "json" if a.json else ("csv" if a.csv else "markdown")
+    print(compare_files(a.files, plot=a.plot, labels=a.label, fmt=fmt))
     sys.stdout.flush()
+
+
+def _cmd_study(a):
+    from .study import run_study
+    return run_study(a.study, jobs=a.jobs, report_only=a.report_only, dry_run=a.dry_run,
+                     overrides=a.set, only=a.only, force=a.force)
 
 
 def _cmd_check_model(a):
     from .io.deck import deck_model, read_deck
     from .models.check import check_model, format_report
-    deck = read_deck(a.deck, for_exact=True)
+    deck = read_deck(a.deck, for_exact=True, overrides=a.set)
     rep = check_model(deck_model(deck))
     print(format_report(rep))
     return 0 if rep["ok"] else 1
@@ -138,6 +125,8 @@ def main(argv=None):
     r.add_argument("--partial", action="store_true",
                    help="when the run stops early (SIGINT/SIGTERM, energy drift with "
                    "on_energy_drift = \"stop\"), also write the output so far, marked partial")
+    r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help=SET_HELP)
     r.set_defaults(func=_cmd_run)
 
     e = sub.add_parser("exact", help="exact grid quantum dynamics for the deck's model and packet")
@@ -145,6 +134,8 @@ def main(argv=None):
     e.add_argument("-o", "--output")
     e.add_argument("--force", action="store_true")
     e.add_argument("--quiet", action="store_true")
+    e.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help=SET_HELP)
     e.set_defaults(func=_cmd_exact)
 
     s = sub.add_parser("summary", help="final populations and branching of an output file")
@@ -154,11 +145,37 @@ def main(argv=None):
 
     c = sub.add_parser("compare", help="side-by-side table of several output files")
     c.add_argument("files", nargs="+")
-    c.add_argument("--plot", help="PNG with populations and decoherence indicator vs time")
+    c.add_argument("--plot", help="PNG: populations per state (hopping methods: active states), "
+                   "decoherence indicator, branching; bands and error bars of 1 s.e.")
+    c.add_argument("--label", action="append", metavar="LABEL",
+                   help="name of a file in the table and legend, once per file in order "
+                   "(default: the file names)")
+    fmt = c.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="every number as one JSON object")
+    fmt.add_argument("--csv", action="store_true", help="one CSV line per file")
     c.set_defaults(func=_cmd_compare)
+
+    st = sub.add_parser("study", help="run a method-comparison study (STUDY.toml): every "
+                        "variant x case x axis value, the exact references, one report")
+    st.add_argument("study")
+    st.add_argument("--jobs", type=int, default=1, metavar="K",
+                    help="runs at once (default 1; under mpiexec the runs share the ranks)")
+    st.add_argument("--report-only", action="store_true",
+                    help="write the report from the results there are; run nothing")
+    st.add_argument("--dry-run", action="store_true",
+                    help="list the runs (done / to run) and their files; run nothing")
+    st.add_argument("--only", action="append", metavar="LABEL",
+                    help="run only the runs whose labels include LABEL (repeatable)")
+    st.add_argument("--force", action="store_true",
+                    help="run again even the runs whose result is already there")
+    st.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override a key of every run's deck (e.g. run.trajectories=500)")
+    st.set_defaults(func=_cmd_study)
 
     m = sub.add_parser("check-model", help="check hermiticity, shapes and gradients of a model")
     m.add_argument("deck")
+    m.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help=SET_HELP)
     m.set_defaults(func=_cmd_check_model)
 
     v = sub.add_parser("validate", help="run the validation cases and write docs/validation.md")

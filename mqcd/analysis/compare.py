@@ -1,12 +1,30 @@
 """Side-by-side comparison of runs (trajectory methods and the exact reference).
 
-``compare_files(paths, plot=None)`` returns a markdown table: method, trajectories, final adiabatic
-populations, branching (transmission/reflection per state) with binomial standard errors for
-trajectory runs, and, when one of the runs is exact, the largest absolute difference of each run's
-branching (or populations) to it. With ``plot`` (needs the optional matplotlib extra) it draws
-populations and the decoherence indicator vs time for all runs on one figure.
+``compare_files(paths, plot=None, labels=None, fmt="markdown")`` (``mqcd compare``) gives a table:
+label, method, trajectories, final adiabatic populations, branching (transmission/reflection per
+state) with binomial standard errors for trajectory runs, and, when one of the runs is exact, the
+largest absolute difference of each run's branching (or populations) to it, with its standard
+error; ``fmt="json"`` / ``"csv"`` give every number of :func:`comparison_rows` (also the errors of
+the populations and of the decoherence indicator vs time). With ``plot`` (matplotlib, the ``plot``
+extra) it draws the comparison figure of :mod:`mqcd.analysis.plots`.
+
+What is compared for each kind of run (:func:`run_view`):
+
+* surface hopping (a run with ``populations/active``): the fraction of trajectories on each state
+  (what its branching counts), binomial standard error sqrt(P (1 - P) / N);
+* mean-field methods: the adiabatic populations of rho, ensemble standard error std / sqrt(N)
+  (``populations/adiabatic_std``);
+* exact: the adiabatic populations of the wavefunction (absorbed norm included), no error.
+
+The decoherence indicator is the ensemble mean of sum_{n<m} |rho_nm|^2 for every trajectory run.
 """
+from __future__ import annotations
+
+import csv
+import io
+import json
 import tomllib
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,14 +47,21 @@ def _mass(m):
     return [float(m[0])] if np.all(m == m[0]) else m.tolist()
 
 
+def deck_of(res) -> dict:
+    """The run's deck (the ``deck`` attribute of a Result, or of an attribute dict) as a dict ({}
+    if it cannot be read)."""
+    attrs = res if isinstance(res, dict) else res.attrs
+    try:
+        return tomllib.loads(str(attrs.get("deck", "")))
+    except tomllib.TOMLDecodeError:
+        return {}
+
+
 def _sections(res):
     """The run's model (built-in defaults filled in, so that an omitted default equals the same
     value written out) and the initial packet (position, momentum, width, state, chirp)."""
     from ..models import BUILTIN
-    try:
-        deck = tomllib.loads(str(res.attrs.get("deck", "")))
-    except tomllib.TOMLDecodeError:
-        deck = {}
+    deck = deck_of(res)
     model = dict(deck.get("model", {}))
     cls = BUILTIN.get(model.get("name"))
     if cls is not None and "file" not in model:
@@ -71,63 +96,233 @@ def comparability_warnings(results, labels):
     return out
 
 
-def compare_results(results, labels=None):
+# ----------------------------------------------------------------------------- one run, plotted
+@dataclass
+class RunView:
+    """What a comparison shows of one run (arrays in atomic units; ``*_se``: one standard error,
+    None for exact runs)."""
+    label: str
+    method: str
+    kind: str                      # "hopping" | "mean-field" | "exact"
+    t: np.ndarray                  # (nt) atomic_unit_of_time
+    P: np.ndarray                  # (nt, ns) populations shown (active states for hopping)
+    P_se: np.ndarray | None
+    source: str                    # dataset of P
+    I: np.ndarray | None = None    # (nt) decoherence indicator
+    I_se: np.ndarray | None = None
+    T: np.ndarray | None = None    # (ns) branching
+    R: np.ndarray | None = None
+    T_se: np.ndarray | None = None
+    R_se: np.ndarray | None = None
+    N: int = 0                     # trajectories that count (alive at the end); 0 for exact
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def is_exact(self):
+        return self.kind == "exact"
+
+    @property
+    def t_end(self):
+        return float(self.t[-1])
+
+    @property
+    def nstates(self):
+        return self.P.shape[1]
+
+
+def run_view(res, label=None) -> RunView:
+    """The populations, indicator and branching of ``res`` that a comparison shows, with their
+    standard errors (module docstring)."""
+    a = res.attrs
+    method = str(a.get("method", ""))
+    exact = method == "exact"
+    n = 0 if exact else int(a.get("alive", int(a.get("trajectories", 0)) - int(a.get("dropped", 0)
+                                                                                or 0)))
+    t = np.asarray(res["time"], float)
+    if not exact and "populations/active" in res:
+        kind, source = "hopping", "populations/active"
+        P = np.asarray(res[source], float)
+        P_se = stderr(P, n)
+    else:
+        kind, source = ("exact" if exact else "mean-field"), "populations/adiabatic"
+        P = np.asarray(res[source], float)
+        P_se = None
+        if not exact and "populations/adiabatic_std" in res and n:
+            P_se = np.asarray(res["populations/adiabatic_std"], float) / np.sqrt(n)
+    P = P.reshape(len(t), -1)
+    I = np.asarray(res["coherence/indicator"], float) if "coherence/indicator" in res else None
+    I_se = None
+    if I is not None and not exact and "coherence/indicator_std" in res and n:
+        I_se = np.asarray(res["coherence/indicator_std"], float) / np.sqrt(n)
+    v = RunView(label=label or method, method=method, kind=kind, t=t, P=P, P_se=P_se,
+                source=source, I=I, I_se=I_se, N=n, attrs=dict(a))
+    if "branching/transmission" in res:
+        v.T = np.asarray(res["branching/transmission"], float)
+        v.R = np.asarray(res["branching/reflection"], float)
+        if not exact:
+            v.T_se, v.R_se = stderr(v.T, n), stderr(v.R, n)
+    return v
+
+
+def _interp(t, x, tq):
+    """x(t) (nt[, k]) at the times tq (linear; clipped to the ends)."""
+    x = np.asarray(x, float)
+    if x.ndim == 1:
+        return np.interp(tq, t, x)
+    return np.stack([np.interp(tq, t, x[:, j]) for j in range(x.shape[1])], axis=1)
+
+
+def errors_vs(v: RunView, ref: RunView) -> dict:
+    """Errors of run ``v`` against the reference ``ref`` (exact): populations and indicator at
+    the run's final time and the largest over the common time window, per state; branching
+    differences per state with the run's standard error. Plain lists (JSON-ready)."""
+    out = {}
+    tmax = min(v.t_end, ref.t_end)
+    w = v.t <= tmax + 1e-9
+    if w.any():
+        Pref = _interp(ref.t, ref.P, v.t[w])
+        d = np.abs(v.P[w] - Pref)
+        out["populations_error_max"] = d.max(axis=0).tolist()
+        out["populations_error_max_at"] = v.t[w][d.argmax(axis=0)].tolist()
+        out["populations_error_final"] = np.abs(v.P[-1] - _interp(ref.t, ref.P, [v.t_end])[0]
+                                                ).tolist()
+        if v.P_se is not None:
+            out["populations_se_final"] = v.P_se[-1].tolist()
+        if v.I is not None and ref.I is not None:
+            dI = np.abs(v.I[w] - np.interp(v.t[w], ref.t, ref.I))
+            out["indicator_error_max"] = float(dI.max())
+            out["indicator_error_max_at"] = float(v.t[w][dI.argmax()])
+            out["indicator_error_final"] = float(abs(v.I[-1] - np.interp(v.t_end, ref.t, ref.I)))
+            if v.I_se is not None:
+                out["indicator_se_final"] = float(v.I_se[-1])
+        out["time_compared"] = float(v.t[w][-1])
+    if v.T is not None and ref.T is not None:
+        dT, dR = v.T - ref.T, v.R - ref.R
+        out["delta_transmission"], out["delta_reflection"] = dT.tolist(), dR.tolist()
+        se = (np.concatenate([v.T_se, v.R_se]) if v.T_se is not None
+              else np.zeros(2 * len(dT)))
+        d = np.concatenate([dT, dR])
+        j = int(np.argmax(np.abs(d)))
+        out["branching_delta_max"], out["branching_delta_max_se"] = float(abs(d[j])), float(se[j])
+    return out
+
+
+def throughput(attrs) -> dict:
+    """Run time (s) and trajectory-steps per second of a run."""
+    wall = float(attrs.get("wall_time_s", 0.0) or 0.0)
+    steps, n = int(attrs.get("steps", 0) or 0), int(attrs.get("trajectories", 0) or 0)
+    out = {"wall_time_s": wall, "steps": steps}
+    if n and wall > 0:
+        out["trajectory_steps_per_s"] = n * steps / wall
+    return out
+
+
+def comparison_rows(results, labels=None):
+    """One dict per run: label, method, model, trajectories, final time, populations (the kind
+    :func:`run_view` shows, with standard errors), branching with standard errors, the errors
+    against the exact run if there is one (:func:`errors_vs`), run time, trajectory-steps/s and
+    the run's warnings."""
     sums = [summarize(r) for r in results]
-    labels = labels or [f"{s['method']}" for s in sums]
+    labels = list(labels or [s["method"] for s in sums])
+    views = [run_view(r, lab) for r, lab in zip(results, labels)]
+    ref = next((v for v in views if v.is_exact), None)
+    rows = []
+    for v, s in zip(views, sums):
+        row = {"label": v.label, "method": v.method, "model": s["model"], "kind": v.kind,
+               "trajectories": s["trajectories"], "time": v.t_end,
+               "stop_reason": s.get("stop_reason", ""), "populations_source": v.source,
+               "populations": v.P[-1].tolist(),
+               "populations_se": None if v.P_se is None else v.P_se[-1].tolist(),
+               "indicator": None if v.I is None else float(v.I[-1]),
+               "transmission": s["transmission"], "reflection": s["reflection"],
+               "transmission_se": None if v.T_se is None else v.T_se.tolist(),
+               "reflection_se": None if v.R_se is None else v.R_se.tolist()}
+        if ref is not None and v is not ref:
+            row.update(errors_vs(v, ref))
+        row.update(throughput(v.attrs))
+        row["warnings"] = s["warnings"]
+        rows.append(row)
+    return rows
+
+
+def compare_results(results, labels=None):
+    """Markdown table of the runs (module docstring) and the warnings under it."""
+    sums = [summarize(r) for r in results]
+    labels = list(labels or [f"{s['method']}" for s in sums])
+    rows_ = comparison_rows(results, labels)
     exact = next((s for s in sums if s["method"] == "exact"), None)
     head = ("| run | method | trajectories | populations | transmission | reflection | "
             "max |Δ| vs exact | ± (1 s.e.) |")
     rows = [head, "|---|---|---|---|---|---|---|---|"]
-    for lab, s in zip(labels, sums):
+    for lab, s, r in zip(labels, sums, rows_):
         if s["transmission"] is not None:
             vec = np.concatenate([s["transmission"], s["reflection"]])
             ref = (np.concatenate([exact["transmission"], exact["reflection"]])
                    if exact and exact["transmission"] is not None else None)
         else:
-            vec = np.asarray(s["populations"])
+            vec = np.asarray(r["populations"])
             ref = np.asarray(exact["populations"]) if exact else None
         diff = "—" if ref is None or s is exact else f"{np.max(np.abs(vec - ref)):.4f}"
-        err = stderr(vec, s["trajectories"])
-        rows.append(f"| {lab} | {s['method']} | {s['trajectories']} | {_fmt(s['populations'])} | "
+        err = (np.asarray(r["populations_se"]) if s["transmission"] is None and r["populations_se"]
+               else stderr(vec, s["trajectories"]))
+        pops = r["populations"] if r["kind"] == "hopping" else s["populations"]
+        rows.append(f"| {lab} | {s['method']} | {s['trajectories']} | {_fmt(pops)}"
+                    + (" (active)" if r["kind"] == "hopping" else "") + f" | "
                     f"{_fmt(s['transmission'])} | {_fmt(s['reflection'])} | {diff} | "
-                    f"{np.max(err):.4f} |")
+                    f"{np.max(err) if np.size(err) else 0.0:.4f} |")
     notes = comparability_warnings(results, labels)
     notes += [f"warning: {lab}: {w}" for lab, s in zip(labels, sums) for w in s["warnings"]]
     return "\n".join(rows + ([""] + notes if notes else []))
 
 
-def plot_results(results, labels, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise RuntimeError("--plot needs matplotlib: pip install 'mqcd[plot]'") from None
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
-    for lab, r in zip(labels, results):
-        t = r["time"]
-        pops = r["populations/adiabatic"]
-        style = "k--" if r.attrs.get("method") == "exact" else "-"
-        for n in range(1, pops.shape[1]):
-            ax[0].plot(t, pops[:, n], style, label=f"{lab} P{n}")
-        if "coherence/indicator" in r:
-            ax[1].plot(t, r["coherence/indicator"], style, label=lab)
-    ax[0].set_xlabel("time (a.u.)")
-    ax[0].set_ylabel("adiabatic population of excited states")
-    ax[1].set_xlabel("time (a.u.)")
-    ax[1].set_ylabel("decoherence indicator  sum |rho_nm|^2")
-    for a in ax:
-        a.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def rows_csv(rows) -> str:
+    """CSV text of :func:`comparison_rows`: one line per run, list entries as ``name_0, name_1``,
+    warnings joined with ``; ``."""
+    flat = []
+    for r in rows:
+        f = {}
+        for k, v in r.items():
+            if isinstance(v, list) and k != "warnings":
+                f.update({f"{k}_{j}": x for j, x in enumerate(v)})
+            elif k == "warnings":
+                f[k] = "; ".join(v)
+            else:
+                f[k] = "" if v is None else v
+        flat.append(f)
+    cols = list(dict.fromkeys(k for f in flat for k in f))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, restval="", lineterminator="\n")
+    w.writeheader()
+    w.writerows(flat)
+    return buf.getvalue()
 
 
-def compare_files(paths, plot=None):
+def plot_results(results, labels, path, title=None):
+    """The comparison figure (:func:`mqcd.analysis.plots.comparison_figure`) as a PNG."""
+    from .plots import comparison_figure
+    views = [run_view(r, lab) for r, lab in zip(results, labels)]
+    return comparison_figure(views, path, title=title)
+
+
+def compare_files(paths, plot=None, labels=None, fmt="markdown"):
+    """``mqcd compare``: the table (``fmt`` "markdown", "json" or "csv") of the runs in
+    ``paths``; ``labels`` (default: the file names) name them in the table and the legend."""
     results = [load(p) for p in paths]
-    labels = [str(p).rsplit("/", 1)[-1] for p in paths]
-    table = compare_results(results, labels)
+    if labels is None:
+        labels = [str(p).rsplit("/", 1)[-1] for p in paths]
+    elif len(labels) != len(paths):
+        raise ValueError(f"--label was given {len(labels)} times for {len(paths)} files: give "
+                         "one label per file, in order")
+    if fmt == "json":
+        rows = comparison_rows(results, labels)
+        text = json.dumps({"runs": rows,
+                           "warnings": comparability_warnings(results, labels)}, indent=1)
+    elif fmt == "csv":
+        text = rows_csv(comparison_rows(results, labels))
+    else:
+        text = compare_results(results, labels)
     if plot:
         plot_results(results, labels, plot)
-        table += f"\n\nplot written to {plot}"
-    return table
+        if fmt == "markdown":
+            text += f"\n\nplot written to {plot}"
+    return text

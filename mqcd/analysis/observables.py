@@ -6,14 +6,16 @@ diagonal), kinetic/potential/total energy means, the worst per-trajectory energy
 independent of the MPI decomposition; the tolerance of ``[run] energy_tolerance`` applies to the
 first for methods with ``energy_conservation = "trajectory"`` and to the second for "ensemble"),
 position and momentum means, the decoherence indicator (ensemble mean of
-sum_{n<m} |rho^ad_nm|^2), the smallest purity Tr(rho^2) and the largest trace error |Tr rho - 1|.
+sum_{n<m} |rho^ad_nm|^2), the ensemble standard deviations of the adiabatic populations and of the
+indicator over trajectories (``*_std``; the standard error of the mean is std / sqrt(N)), the
+smallest purity Tr(rho^2) and the largest trace error |Tr rho - 1|.
 """
 import numpy as np
 from numba import njit
 
 
 UNITS = {
-    "time": "a.u. of time",
+    "time": "atomic_unit_of_time",
     "populations/adiabatic": "1",
     "populations/diabatic": "1",
     "energy/total": "hartree",
@@ -23,8 +25,10 @@ UNITS = {
     "energy/drift_mean": "hartree",
     "energy/ensemble_drift": "hartree",
     "nuclear/position_mean": "bohr",
-    "nuclear/momentum_mean": "a.u. (electron mass * bohr / a.u. time)",
+    "nuclear/momentum_mean": "electron_mass * bohr / atomic_unit_of_time",
     "coherence/indicator": "1",
+    "populations/adiabatic_std": "1",
+    "coherence/indicator_std": "1",
     "diagnostics/purity_min": "1",
     "diagnostics/trace_error_max": "1",
     "trajectories/active": "1",
@@ -91,15 +95,20 @@ class Recorder:
         rows[:, 2 * ns], rows[:, 2 * ns + 1] = kin, pot
         rows[:, 2 * ns + 3:2 * ns + 3 + D], rows[:, 2 * ns + 3 + D:-3] = sw.x, sw.p
         rows[:, -3], rows[:, -2], rows[:, -1] = tot, np.abs(de), de
-        sums = self.comm.sum_rows(rows)       # exact: independent of the MPI decomposition
+        # second moments of the adiabatic populations and of the indicator (ensemble spread)
+        sq = np.concatenate([rows[:, :ns], rows[:, 2 * ns + 2:2 * ns + 3]], axis=1) ** 2
+        sums = self.comm.sum_rows(np.concatenate([rows, sq], axis=1))     # exact sums: rank
         maxs = self.comm.max(np.array([drift, -pmin if sw.ntraj else -np.inf, terr]))
-        s = sums / self.n
+        s2 = sums[rows.shape[1]:] / self.n                                # independent
+        s = sums[:rows.shape[1]] / self.n
+        spread = np.sqrt(np.clip(s2 - np.append(s[:ns], s[2 * ns + 2]) ** 2, 0.0, None))
         row = {"time": sw.t,
                "populations/adiabatic": s[:ns], "populations/diabatic": s[ns:2 * ns],
                "energy/kinetic": s[2 * ns], "energy/potential": s[2 * ns + 1],
                "energy/total": s[-3],
                "energy/drift_mean": s[-2], "energy/ensemble_drift": s[-1],
                "coherence/indicator": s[2 * ns + 2],
+               "populations/adiabatic_std": spread[:ns], "coherence/indicator_std": spread[ns],
                "nuclear/position_mean": s[2 * ns + 3:2 * ns + 3 + D],
                "nuclear/momentum_mean": s[2 * ns + 3 + D:-3],
                "energy/drift_max": maxs[0], "diagnostics/purity_min": -maxs[1],

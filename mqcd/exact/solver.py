@@ -136,34 +136,35 @@ def run_exact(deck, *, progress=None) -> Result:
         stop_detail = "t_end reached"
 
     res = Result()
-    res.add("time", np.array(rec["time"]), "a.u. of time")
-    res.add("norm", np.array(rec["norm"]), "")
-    res.add("populations/adiabatic", np.array(rec["pop_adi"]), "")
-    res.add("populations/diabatic", np.array(rec["pop_dia"]), "")
+    res.add("time", np.array(rec["time"]), "atomic_unit_of_time")
+    res.add("norm", np.array(rec["norm"]), "1")
+    res.add("populations/adiabatic", np.array(rec["pop_adi"]), "1")
+    res.add("populations/diabatic", np.array(rec["pop_dia"]), "1")
     ekin, epot = np.array(rec["ekin"]), np.array(rec["epot"])
     res.add("energy/kinetic", ekin, "hartree")
     res.add("energy/potential", epot, "hartree")
     res.add("energy/total", ekin + epot, "hartree")
     res.add("nuclear/position_mean", np.array(rec["xmean"]).reshape(-1, op.D), "bohr")
-    res.add("nuclear/momentum_mean", np.array(rec["pmean"]).reshape(-1, op.D), "a.u.")
-    res.add("coherence/indicator", np.array(rec["coh"]), "")
-    res.add("exact/norm_inside", np.array(rec["inside"]), "")
-    res.add("exact/norm_not_out", np.array(rec["not_out"]), "")
+    res.add("nuclear/momentum_mean", np.array(rec["pmean"]).reshape(-1, op.D),
+            "electron_mass * bohr / atomic_unit_of_time")
+    res.add("coherence/indicator", np.array(rec["coh"]), "1")
+    res.add("exact/norm_inside", np.array(rec["inside"]), "1")
+    res.add("exact/norm_not_out", np.array(rec["not_out"]), "1")
     axes = op.axes
     res.add("density/grid_x", axes[0], "bohr")
     if op.D == 2:
         res.add("density/grid_y", axes[1], "bohr")
     if rec["density"]:
-        res.add("density/n", np.array(rec["density"]), "1/bohr" if op.D == 1 else "1/bohr^2")
+        res.add("density/n", np.array(rec["density"]), "1 / bohr" if op.D == 1 else "1 / bohr ** 2")
     if op.W is not None:
-        res.add("exact/absorbed", np.array(rec["absorbed_adi"]), "")
+        res.add("exact/absorbed", np.array(rec["absorbed_adi"]), "1")
     if model.scattering:
         trans, refl = last["trans"].copy(), last["refl"].copy()
         if op.W is not None:
             refl += op.absorbed_adi[0]
             trans += op.absorbed_adi[1]
-        res.add("branching/transmission", trans, "")
-        res.add("branching/reflection", refl, "")
+        res.add("branching/transmission", trans, "1")
+        res.add("branching/reflection", refl, "1")
 
     res.attrs.update(
         method="exact", model=model.name, deck=deck.text, seed=int(run["seed"]),

@@ -15,8 +15,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .schema import (REQUIRED, DeckError, Key, all_positive, non_negative, positive,  # noqa: F401
-                     validate_section)
+from .schema import (REQUIRED, DeckError, ErrorList, Key, all_positive, did_you_mean,  # noqa: F401
+                     non_negative, positive, validate_section)
 
 # ----------------------------------------------------------------------------- shared sections
 INITIAL = {
@@ -119,25 +119,90 @@ def _to_text(d: dict) -> str:
             return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if isinstance(v, (list, tuple)):
             return "[" + ", ".join(val(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{_key(k)} = {val(x)}" for k, x in v.items()) + "}"
         return repr(v)
     lines = []
     for sec, body in d.items():
         lines.append(f"[{sec}]")
         for k, v in (body or {}).items():
             if v is not None:
-                lines.append(f"{k} = {val(v)}")
+                lines.append(f"{_key(k)} = {val(v)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _key(k):
+    k = str(k)
+    return k if k and all(c.isalnum() or c in "_-" for c in k) else '"' + k.replace('"', '\\"') + '"'
 
 
 SECTIONS = ("model", "initial", "method", "run", "output", "exact")
 
 
-def read_deck(source, *, for_exact=False) -> Deck:
+def parse_override(item: str):
+    """``"run.trajectories=4000"`` -> ``("run", "trajectories", 4000)``.
+
+    The value is read as a TOML value (``4000``, ``0.5``, ``true``, ``[10.0]``, ``"fssh"``); a bare
+    word that is not TOML (``fssh``, ``fssh-coupled``) is taken as a string.
+    """
+    where, eq, text = str(item).partition("=")
+    section, dot, key = where.strip().partition(".")
+    if not eq or not dot or not section or not key or "." in key:
+        raise DeckError(f"--set {item}: expected SECTION.KEY=VALUE, e.g. run.trajectories=4000 or "
+                        "method.name=fssh")
+    text = text.strip()
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    return section, key, value
+
+
+def apply_overrides(raw: dict, overrides) -> list[str]:
+    """Set single keys of the raw deck dict ``raw`` in place: ``overrides`` is a list of
+    ``"section.key=value"`` strings (``mqcd run --set``) or a dict ``{"section.key": value}`` /
+    ``{"section": {key: value}}``. Returns the overrides as ``section.key=value`` strings (for the
+    deck text). Unknown sections are refused here (with "did you mean"); keys and values are
+    checked by the deck validation, like the deck's own."""
+    items = []
+    if isinstance(overrides, dict):
+        for where, v in overrides.items():
+            if isinstance(v, dict) and "." not in where:
+                items += [(where, k, x) for k, x in v.items()]
+            else:
+                sec, _, key = str(where).partition(".")
+                items.append((sec, key, v))
+    else:
+        items = [parse_override(o) for o in overrides or ()]
+    errors = ErrorList()
+    done = []
+    for sec, key, v in items:
+        if sec not in SECTIONS:
+            errors.add(f"override {sec}.{key}: unknown section [{sec}]{did_you_mean(sec, SECTIONS)};"
+                       " allowed: " + ", ".join(SECTIONS))
+            continue
+        body = raw.setdefault(sec, {})
+        if not isinstance(body, dict):
+            errors.add(f"override {sec}.{key}: [{sec}] is not a table in the deck")
+            continue
+        body[key] = v
+        done.append(f"{sec}.{key}={_to_text({'x': {'v': v}}).splitlines()[1][4:]}")
+    errors.raise_any()
+    return done
+
+
+def read_deck(source, *, for_exact=False, overrides=None) -> Deck:
     """Read and validate a deck from a path, a TOML string or a dict.
 
     Everything that can be checked without running (types, ranges, names, model parameters,
-    method options, initial state range, dimensions) is checked here.
+    method options, initial state range, dimensions) is checked here, and every problem found is
+    reported at once (one :class:`DeckError` listing them, with "did you mean" suggestions).
+
+    ``overrides`` (``mqcd run --set``): single keys replaced before validation, a list of
+    ``"section.key=value"`` strings or a dict (see :func:`apply_overrides`); they are validated
+    like the deck's own keys and recorded in the deck text (``Deck.text``, the output's ``deck``
+    attribute), which is then the whole deck with the overrides applied.
     """
     path = None
     if isinstance(source, dict):
@@ -164,77 +229,122 @@ def read_deck(source, *, for_exact=False) -> Deck:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise DeckError(f"deck {path or '<string>'} is not valid TOML: {exc}") from None
+    errors = ErrorList()
+    set_text = []
+    if overrides:
+        with errors.check():
+            set_text = apply_overrides(raw, overrides)
+    if set_text:
+        text = (f"# deck {path or '(given as text or dict)'} with "
+                + " ".join(f"--set {o}" for o in set_text) + "\n" + _to_text(raw))
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
-        raise DeckError(f"unknown section(s) {unknown}; allowed: " + ", ".join(f"[{s}]" for s in SECTIONS))
+        errors.add("unknown section(s) " + ", ".join(f"[{u}]{did_you_mean(u, SECTIONS)}"
+                                                      for u in unknown)
+                   + "; allowed: " + ", ".join(f"[{s}]" for s in SECTIONS))
     for sec in ("model", "initial", "run") + (() if for_exact else ("method",)):
         if sec not in raw:
-            raise DeckError(f"section [{sec}] is missing")
+            errors.add(f"section [{sec}] is missing")
 
-    from ..models import build_model  # local import: models import nothing from io
+    from ..models import BUILTIN, build_model  # local import: models import nothing from io
     from ..methods import method_schema
     from ..exact import EXACT_KEYS
 
-    model_raw = raw["model"]
+    model = model_sec = None
+    model_raw = raw.get("model", {})
     if not isinstance(model_raw, dict):
-        raise DeckError("[model] must be a table (section)")
+        errors.add("[model] must be a table (section)")
+        model_raw = {}
     base = {k: v for k, v in model_raw.items() if k in MODEL_KEYS}
-    base = validate_section("model", base, MODEL_KEYS)
+    with errors.check():
+        base = validate_section("model", base, MODEL_KEYS)
     params = {k: v for k, v in model_raw.items() if k not in MODEL_KEYS}
+    n_before = len(errors.errors)
     for k, v in params.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise DeckError(f"[model] {k} = {v!r}: model parameters are numbers")
+            errors.add(f"[model] {k} = {v!r}: model parameters are numbers")
+            continue
         try:
             finite = math.isfinite(float(v))
         except OverflowError:
             finite = False
         if not finite:
-            raise DeckError(f"[model] {k} = {v!r}: must be a finite number")
-    try:
-        model = build_model({**{k: v for k, v in base.items() if v is not None}, **params},
-                            base_dir=path.parent if path else None)
-    except ValueError as exc:
-        raise DeckError(str(exc)) from None
-    model_sec = {**{k: v for k, v in base.items() if v is not None}, **params}
+            errors.add(f"[model] {k} = {v!r}: must be a finite number")
+    name = base.get("name") if isinstance(base, dict) else None
+    if isinstance(name, str) and base.get("file") is None:
+        if name not in BUILTIN:
+            errors.add(f"[model] name = '{name}' is not a built-in model"
+                       f"{did_you_mean(name, BUILTIN)}; allowed: {', '.join(sorted(BUILTIN))} "
+                       "(or file + class for your own)")
+        else:
+            cls = BUILTIN[name]
+            bad = sorted(set(params) - set(cls.parameters))
+            if bad:
+                errors.add("[model] unknown parameter(s) " + ", ".join(
+                    f"{b}{did_you_mean(b, list(cls.parameters) + ['mass'])}" for b in bad)
+                    + f" for model '{name}'; allowed: {', '.join(cls.parameters) or '(none)'}, mass")
+    if len(errors.errors) == n_before and "model" in raw:
+        try:
+            model = build_model({**{k: v for k, v in base.items() if v is not None}, **params},
+                                base_dir=path.parent if path else None)
+        except ValueError as exc:
+            errors.add(str(exc))
+        model_sec = {**{k: v for k, v in base.items() if v is not None}, **params}
 
-    initial = validate_section("initial", raw["initial"], INITIAL)
-    if not initial["chirp"]:
-        initial["chirp"] = [0.0] * model.ndof
-    for k in ("position", "momentum", "width", "chirp"):
-        if len(initial[k]) != model.ndof:
-            raise DeckError(f"[initial] {k} has {len(initial[k])} entries; model '{model.name}' "
-                            f"has {model.ndof} nuclear degree(s) of freedom")
-    if not 0 <= initial["state"] < model.nstates:
-        raise DeckError(f"[initial] state = {initial['state']} is out of range; model "
-                        f"'{model.name}' has states 0..{model.nstates - 1}")
+    initial = None
+    if "initial" in raw:
+        with errors.check():
+            initial = validate_section("initial", raw["initial"], INITIAL)
+    if initial is not None and model is not None:
+        if not initial["chirp"]:
+            initial["chirp"] = [0.0] * model.ndof
+        for k in ("position", "momentum", "width", "chirp"):
+            if len(initial[k]) != model.ndof:
+                errors.add(f"[initial] {k} has {len(initial[k])} entries; model '{model.name}' "
+                           f"has {model.ndof} nuclear degree(s) of freedom")
+        if not 0 <= initial["state"] < model.nstates:
+            errors.add(f"[initial] state = {initial['state']} is out of range; model "
+                       f"'{model.name}' has states 0..{model.nstates - 1}")
 
     run_schema = RUN
     if for_exact:   # the grid reference has no swarm: trajectories is optional there
         run_schema = {**RUN, "trajectories": Key("int", 1, RUN["trajectories"].doc, check=positive)}
-    run = validate_section("run", raw["run"], run_schema)
-    if run["t_end"] < run["dt"]:
-        raise DeckError(f"[run] t_end = {run['t_end']:g} is shorter than one time step dt = "
-                        f"{run['dt']:g} (a.u. of time): the run would take no step; make t_end "
-                        ">= dt")
-    if run["t_end"] / run["dt"] > 1e15:
-        raise DeckError(f"[run] t_end / dt = {run['t_end'] / run['dt']:.3g} steps: more than 1e15 "
-                        "steps cannot be run (and time t = step * dt loses its precision); "
-                        "check the units of dt and t_end (a.u. of time, 1 a.u. = 0.02419 fs)")
-    output = validate_section("output", raw.get("output", {}), OUTPUT)
+    run = None
+    if "run" in raw:
+        with errors.check():
+            run = validate_section("run", raw["run"], run_schema)
+    if run is not None and run["t_end"] < run["dt"]:
+        errors.add(f"[run] t_end = {run['t_end']:g} is shorter than one time step dt = "
+                   f"{run['dt']:g} (a.u. of time): the run would take no step; make t_end "
+                   ">= dt")
+    elif run is not None and run["t_end"] / run["dt"] > 1e15:
+        errors.add(f"[run] t_end / dt = {run['t_end'] / run['dt']:.3g} steps: more than 1e15 "
+                   "steps cannot be run (and time t = step * dt loses its precision); "
+                   "check the units of dt and t_end (a.u. of time, 1 a.u. = 0.02419 fs)")
+    output = None
+    with errors.check():
+        output = validate_section("output", raw.get("output", {}), OUTPUT)
     method = {}
     if "method" in raw:
         mraw = raw["method"]
-        if not isinstance(mraw, dict) or "name" not in mraw:
-            raise DeckError("[method] name is required; allowed: " + ", ".join(method_schema()))
         schemas = method_schema()
-        name = mraw["name"]
-        if name not in schemas:
-            raise DeckError(f"[method] name = '{name}' is not a known method; allowed: "
-                            + ", ".join(f"'{n}'" for n in schemas))
-        method = validate_section("method", {k: v for k, v in mraw.items() if k != "name"},
-                                  schemas[name])
-        method = {"name": name, **method}
-    exact = validate_section("exact", raw.get("exact", {}), EXACT_KEYS)
+        if not isinstance(mraw, dict) or "name" not in mraw:
+            errors.add("[method] name is required; allowed: " + ", ".join(schemas))
+        elif mraw["name"] not in schemas:
+            name = mraw["name"]
+            errors.add(f"[method] name = '{name}' is not a known method"
+                       f"{did_you_mean(name, schemas)}; allowed: "
+                       + ", ".join(f"'{n}'" for n in schemas))
+        else:
+            name = mraw["name"]
+            with errors.check():
+                method = validate_section("method", {k: v for k, v in mraw.items()
+                                                     if k != "name"}, schemas[name])
+                method = {"name": name, **method}
+    exact = None
+    with errors.check():
+        exact = validate_section("exact", raw.get("exact", {}), EXACT_KEYS)
+    errors.raise_any()
     deck = Deck(model=model_sec, initial=initial, method=method, run=run, output=output,
                 exact=exact, text=text, path=path)
     deck._model = model

@@ -7,15 +7,78 @@ one direction, no import circle.
 from __future__ import annotations
 
 import copy
+import difflib
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 REQUIRED = object()
 
 
 class DeckError(ValueError):
-    """A deck is invalid; the message names the section, key and allowed values."""
+    """A deck is invalid; the message names the section, key and allowed values.
+
+    ``errors`` lists every problem found (a deck reports all of them at once); the message is the
+    single problem, or a numbered list of them.
+    """
+
+    what = "the deck"
+
+    def __init__(self, message="", errors=None):
+        self.errors = [str(e) for e in errors] if errors else [str(message)]
+        if len(self.errors) > 1:
+            message = (f"{len(self.errors)} problems in {self.what}:\n"
+                       + "\n".join(f"  {i}. {e}" for i, e in enumerate(self.errors, 1)))
+        elif errors:
+            message = self.errors[0]
+        super().__init__(message)
+
+    def __reduce__(self):                  # picklable (study runs in worker processes)
+        return (type(self), (str(self), self.errors))
+
+
+class ErrorList:
+    """Collects :class:`DeckError` problems so that a deck reports all of them at once::
+
+        errors = ErrorList()
+        with errors.check():
+            validate_section(...)
+        errors.raise_any()
+    """
+
+    def __init__(self):
+        self.errors: list[str] = []
+
+    @contextmanager
+    def check(self):
+        try:
+            yield
+        except DeckError as exc:
+            self.errors.extend(exc.errors)
+
+    def add(self, message):
+        self.errors.append(str(message))
+
+    def __bool__(self):
+        return bool(self.errors)
+
+    def raise_any(self):
+        if self.errors:
+            raise DeckError(errors=self.errors)
+
+
+def did_you_mean(word, options: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``options`` to a misspelled ``word`` (difflib
+    similarity >= 0.6), else ''."""
+    if not isinstance(word, str):
+        return ""
+    opts = [str(o) for o in options]
+    close = difflib.get_close_matches(word, opts, n=2, cutoff=0.6)
+    if not close:
+        low = {o.lower(): o for o in opts}
+        close = [low[word.lower()]] if word.lower() in low else []
+    return (" (did you mean " + " or ".join(f"'{c}'" for c in close) + "?)") if close else ""
 
 
 @dataclass
@@ -92,8 +155,8 @@ def _coerce(section, name, key: Key, value):
         if not isinstance(value, str):
             raise DeckError(f"{where} = {value!r}: expected a string")
         if key.choices is not None and value not in key.choices:
-            raise DeckError(f"{where} = '{value}' is not allowed; allowed: "
-                            + ", ".join(f"'{c}'" for c in key.choices))
+            raise DeckError(f"{where} = '{value}' is not allowed{did_you_mean(value, key.choices)}"
+                            "; allowed: " + ", ".join(f"'{c}'" for c in key.choices))
     elif t in ("floats", "ints"):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = [value]
@@ -115,22 +178,29 @@ def validate_section(section: str, given: dict, schema: dict[str, Key], *, open_
     """Type-check ``given`` against ``schema``; fill defaults; reject unknown keys.
 
     ``open_keys`` are extra names accepted without a declaration here (checked by their owner).
+    Every problem of the section is reported at once (one :class:`DeckError` listing them), with
+    a "did you mean" for misspelled keys.
     """
     if not isinstance(given, dict):
         raise DeckError(f"[{section}] must be a table (section), got {type(given).__name__}")
+    errors = ErrorList()
+    names = list(schema) + list(open_keys)
     unknown = sorted(k for k in given if k not in schema and k not in open_keys)
     if unknown:
-        allowed = ", ".join(list(schema) + list(open_keys))
-        raise DeckError(f"[{section}] unknown key(s) {', '.join(unknown)}; allowed: {allowed}")
+        errors.add(f"[{section}] unknown key(s) "
+                   + ", ".join(f"{k}{did_you_mean(k, names)}" for k in unknown)
+                   + f"; allowed: {', '.join(names)}")
     out = {}
     for name, key in schema.items():
         if name in given:
-            out[name] = _coerce(section, name, key, given[name])
+            with errors.check():
+                out[name] = _coerce(section, name, key, given[name])
         elif key.default is REQUIRED:
-            raise DeckError(f"[{section}] {name} is required ({key.describe_type()}"
-                            + (f", {key.unit}" if key.unit else "") + f"): {key.doc}")
+            errors.add(f"[{section}] {name} is required ({key.describe_type()}"
+                       + (f", {key.unit}" if key.unit else "") + f"): {key.doc}")
         else:
             out[name] = copy.deepcopy(key.default)
+    errors.raise_any()
     for k in open_keys:
         if k in given:
             out[k] = given[k]

@@ -37,8 +37,8 @@ COEFF_UNITS = {
     "gamma_viscous_perp": U_GAMMA, "kappa_par": "1 / atomic_unit_of_time",
     "kappa_perp": "1 / atomic_unit_of_time", "omega0_sq_par": "1 / atomic_unit_of_time ** 2",
     "omega0_sq_perp": "1 / atomic_unit_of_time ** 2", "cm_rate_par": "1 / atomic_unit_of_time",
-    "cm_rate_perp": "1 / atomic_unit_of_time", "viscous_share_cm_par": "dimensionless",
-    "viscous_share_cm_perp": "dimensionless",
+    "cm_rate_perp": "1 / atomic_unit_of_time", "viscous_share_cm_par": "1",
+    "viscous_share_cm_perp": "1",
     "wind_cm_par": U_GAMMA, "wind_cm_perp": U_GAMMA, "cross_cm_par": U_GAMMA,
     "cross_cm_perp": U_GAMMA, "wind_rel_par": "1 / atomic_unit_of_time",
     "wind_rel_perp": "1 / atomic_unit_of_time",
@@ -93,7 +93,7 @@ def run_jellium(deck: JelliumDeck, progress: bool = True):
             leaf = key.split("/")[1]
             res.add(f"{kern}/{key}", arr, SERIES_UNITS[leaf])
         for g in GEOMETRIES:
-            res.add(f"{kern}/{g}/viscous_share", viscous_share(out, g), "dimensionless")
+            res.add(f"{kern}/{g}/viscous_share", viscous_share(out, g), "1")
             stretch = np.abs(out[f"{g}/R_rel"]).max() / c.d_eq
             if stretch > 0.1:
                 log.warning("%s, %s: max |R_rel| / d_eq = %.3g; linear response assumes small "

@@ -299,8 +299,8 @@ class LadderParts:
                                 else np.zeros(sw.ntraj))[:, None]], axis=1)
         s = comm.sum_rows(rows)
         n = max(s[0], 1.0)
-        out["diagnostics/force_correction_mean"] = (s[1:1 + D] / n, "hartree/bohr")
-        out["diagnostics/force_correction_rms"] = (np.sqrt(s[1 + D:1 + 2 * D] / n), "hartree/bohr")
+        out["diagnostics/force_correction_mean"] = (s[1:1 + D] / n, "hartree / bohr")
+        out["diagnostics/force_correction_rms"] = (np.sqrt(s[1 + D:1 + 2 * D] / n), "hartree / bohr")
         out.update(self.estimator.records())
         if self.reference is not None or self.field_method == "exact":
             out.update(self._reference_records(sw, comm))

@@ -1,0 +1,279 @@
+"""Figures of method comparisons (matplotlib, the ``plot`` extra), shared by ``mqcd compare --plot``
+and ``mqcd study``.
+
+Every function takes :class:`mqcd.analysis.compare.RunView` objects (one per run: the populations a
+method is judged by, with their standard errors) and follows the same rules:
+
+* one colour per run (``colours``: label -> colour, so a study keeps a method's colour in every
+  figure), the exact reference in black; one line style per electronic state;
+* bands of one standard error: binomial for surface hopping (active-state fractions), the
+  ensemble standard error for mean-field methods (rho);
+* the time axis ends where the longest trajectory run ended; an exact run that goes on (it waits
+  for the packet to leave) continues faintly to the edge;
+* titles give model, k and N; legends use the labels.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+STATE_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 3)))
+EXACT_COLOUR = "black"
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+           "#17becf", "#bcbd22", "#7f7f7f")
+
+
+def _plt():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RuntimeError("figures need matplotlib: pip install 'mqcd[plot]'") from None
+    return plt
+
+
+def state_style(n):
+    return STATE_STYLES[n % len(STATE_STYLES)]
+
+
+def assign_colours(labels, exact_labels=()):
+    """label -> colour: the palette in order for trajectory runs, black for exact ones."""
+    out, k = {}, 0
+    for lab in labels:
+        if lab in out:
+            continue
+        if lab in exact_labels:
+            out[lab] = EXACT_COLOUR
+        else:
+            out[lab] = PALETTE[k % len(PALETTE)]
+            k += 1
+    return out
+
+
+def _colours(views, colours):
+    c = assign_colours([v.label for v in views], [v.label for v in views if v.is_exact])
+    c.update(colours or {})
+    return c
+
+
+def time_limit(views):
+    """End of the time axis: the longest trajectory run (all runs if there is none)."""
+    traj = [v.t_end for v in views if not v.is_exact]
+    return max(traj) if traj else max(v.t_end for v in views)
+
+
+def title_of(views, extra=""):
+    """"model, k = 10 a.u., N = 2000" from the runs' decks (N listed when the runs differ)."""
+    from .compare import deck_of
+    a = views[0].attrs
+    model = str(a.get("model", ""))
+    ini = deck_of(a).get("initial", {})
+    k = ini.get("momentum")
+    parts = [model]
+    if k:
+        parts.append("k = " + ", ".join(f"{x:g}" for x in k) + " a.u.")
+    ns = sorted({v.N for v in views if not v.is_exact})
+    if ns:
+        parts.append("N = " + "/".join(str(n) for n in ns))
+    return ", ".join(parts) + (f" — {extra}" if extra else "")
+
+
+def _line(ax, v, t, y, se, colour, style, tmax, label=None, lw=1.6):
+    """One curve with its band; an exact curve beyond ``tmax`` is drawn faintly."""
+    inside = t <= tmax + 1e-9
+    if v.is_exact:
+        last = np.searchsorted(t, tmax, side="right")
+        ax.plot(t[:last], y[:last], color=colour, ls=style, lw=lw, label=label, zorder=3)
+        if last < len(t):
+            ax.plot(t[last - 1:], y[last - 1:], color=colour, ls=style, lw=lw, alpha=0.3, zorder=3)
+        return
+    ax.plot(t[inside], y[inside], color=colour, ls=style, lw=lw, label=label, zorder=2)
+    if se is not None:
+        ax.fill_between(t[inside], (y - se)[inside], (y + se)[inside], color=colour, alpha=0.18,
+                        lw=0, zorder=1)
+
+
+def draw_populations(axes, views, colours=None, states=None):
+    """Populations vs time, one panel per state in ``axes`` (``states``: which states, default
+    all): hopping methods from ``populations/active``, mean-field methods from rho, exact
+    black."""
+    colours = _colours(views, colours)
+    ns = views[0].nstates
+    states = list(range(ns)) if states is None else list(states)
+    tmax = time_limit(views)
+    for ax, n in zip(np.atleast_1d(axes), states):
+        for v in views:
+            se = None if v.P_se is None else v.P_se[:, n]
+            _line(ax, v, v.t, v.P[:, n], se, colours[v.label], state_style(n), tmax,
+                  label=v.label)
+        ax.set_xlim(0, tmax * 1.06)
+        ax.set_xlabel("time (a.u.)")
+        ax.set_ylabel(f"population of adiabatic state {n}")
+        ax.set_title(f"state {n} (line style '{_style_name(n)}')", fontsize=9)
+        ax.grid(alpha=0.25)
+
+
+def _style_name(n):
+    s = state_style(n)
+    return {"-": "solid", "--": "dashed", ":": "dotted", "-.": "dash-dot"}.get(s, f"#{n}") \
+        if isinstance(s, str) else f"#{n}"
+
+
+def draw_indicator(ax, views, colours=None):
+    """Decoherence indicator (ensemble mean of sum_{n<m} |rho_nm|^2) vs time, same styling."""
+    colours = _colours(views, colours)
+    tmax = time_limit(views)
+    for v in views:
+        if v.I is not None:
+            _line(ax, v, v.t, v.I, v.I_se, colours[v.label], "-", tmax, label=v.label)
+    ax.set_xlim(0, tmax * 1.06)
+    ax.set_xlabel("time (a.u.)")
+    ax.set_ylabel(r"decoherence indicator $\langle\sum_{n<m}|\rho_{nm}|^2\rangle$")
+    ax.grid(alpha=0.25)
+
+
+def channels(views):
+    """Branching channels [(name, kind, state)]: transmission then reflection per state."""
+    ns = views[0].nstates
+    return ([(f"T{n}", "T", n) for n in range(ns)] + [(f"R{n}", "R", n) for n in range(ns)])
+
+
+def draw_branching(ax, views, colours=None):
+    """Grouped bars per channel (transmitted / reflected on each state) with error bars (one
+    s.e.), the exact values as black markers across each group."""
+    colours = _colours(views, colours)
+    traj = [v for v in views if not v.is_exact and v.T is not None]
+    exact = [v for v in views if v.is_exact and v.T is not None]
+    ch = channels(views)
+    width = 0.8 / max(len(traj), 1)
+    for j, v in enumerate(traj):
+        x = np.arange(len(ch)) - 0.4 + width * (j + 0.5)
+        y = [getattr(v, kind)[n] for _, kind, n in ch]
+        e = [getattr(v, kind + "_se")[n] for _, kind, n in ch]
+        ax.bar(x, y, width * 0.92, yerr=e, color=colours[v.label], label=v.label,
+               error_kw={"elinewidth": 1, "capsize": 2}, zorder=2)
+    for v in exact:
+        y = [getattr(v, kind)[n] for _, kind, n in ch]
+        x = np.arange(len(ch))
+        ax.hlines(y, x - 0.45, x + 0.45, color="black", lw=2.0, zorder=4, label=v.label)
+    ax.set_xticks(np.arange(len(ch)))
+    ax.set_xticklabels([{"T": "transmitted", "R": "reflected"}[k] + f"\nstate {n}"
+                        for _, k, n in ch], fontsize=8)
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, 1.0)
+    ax.grid(axis="y", alpha=0.25)
+
+
+def _legend(fig, axes, views, colours, ncol=None):
+    from matplotlib.lines import Line2D
+    colours = _colours(views, colours)
+    handles = [Line2D([], [], color=colours[v.label], lw=2.2, label=v.label) for v in views]
+    ns = views[0].nstates
+    handles += [Line2D([], [], color="0.4", ls=state_style(n), lw=1.4, label=f"state {n}")
+                for n in range(ns)]
+    fig.legend(handles=handles, loc="lower center", ncol=ncol or min(len(handles), 8),
+               fontsize=8, frameon=False)
+
+
+def populations_figure(views, path, colours=None, title=None):
+    """PNG: populations vs time, one panel per state."""
+    plt = _plt()
+    ns = views[0].nstates
+    fig, axes = plt.subplots(1, ns, figsize=(4.6 * ns, 3.9), squeeze=False)
+    draw_populations(axes[0], views, colours)
+    fig.suptitle(title or title_of(views, "adiabatic populations (bands: 1 s.e.)"), fontsize=10)
+    _legend(fig, axes, views, colours)
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def indicator_figure(views, path, colours=None, title=None):
+    """PNG: decoherence indicator vs time."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.2, 4.0))
+    draw_indicator(ax, views, colours)
+    fig.suptitle(title or title_of(views, "decoherence indicator (bands: 1 s.e.)"), fontsize=10)
+    _legend(fig, [ax], views, colours, ncol=4)
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def branching_figure(views, path, colours=None, title=None):
+    """PNG: branching bars with error bars, exact as markers."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(channels(views)), 4.0))
+    draw_branching(ax, views, colours)
+    ax.legend(fontsize=8, ncol=2, frameon=False)
+    fig.suptitle(title or title_of(views, "branching (error bars: 1 s.e.)"), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def comparison_figure(views, path, colours=None, title=None):
+    """PNG for ``mqcd compare --plot``: populations per state, the indicator and (scattering
+    runs) the branching bars in one row."""
+    plt = _plt()
+    ns = views[0].nstates
+    has_b = any(v.T is not None for v in views)
+    n = ns + 1 + int(has_b)
+    fig, axes = plt.subplots(1, n, figsize=(4.3 * n, 3.9), squeeze=False)
+    axes = axes[0]
+    draw_populations(axes[:ns], views, colours)
+    draw_indicator(axes[ns], views, colours)
+    if has_b:
+        draw_branching(axes[ns + 1], views, colours)
+    fig.suptitle(title or title_of(views), fontsize=10)
+    _legend(fig, axes, views, colours)
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def scan_figure(scan, path, colours=None, title=None, min_max=0.01):
+    """PNG: branching vs the scanned value (the classic Tully figure).
+
+    ``scan``: {method label: [(x, RunView), ...]} with the exact runs under any label whose
+    views are exact; one panel per channel whose largest value over all runs exceeds ``min_max``;
+    methods as markers with error bars (one s.e.), exact as a black line."""
+    plt = _plt()
+    items = [(lab, sorted(pts, key=lambda p: p[0])) for lab, pts in scan.items() if pts]
+    views = [v for _, pts in items for _, v in pts]
+    ch = [c for c in channels(views)
+          if max(getattr(v, c[1])[c[2]] for v in views if v.T is not None) > min_max]
+    labels = [lab for lab, pts in items]
+    exact_labels = [lab for lab, pts in items if pts[0][1].is_exact]
+    cols = assign_colours(labels, exact_labels)
+    cols.update(colours or {})
+    fig, axes = plt.subplots(1, len(ch), figsize=(4.4 * len(ch), 3.9), squeeze=False)
+    for ax, (name, kind, n) in zip(axes[0], ch):
+        for j, (lab, pts) in enumerate(items):
+            x = np.array([p[0] for p in pts])
+            y = np.array([getattr(p[1], kind)[n] for p in pts])
+            if pts[0][1].is_exact:
+                ax.plot(x, y, color="black", lw=1.8, label=lab, zorder=3)
+                continue
+            e = np.array([getattr(p[1], kind + "_se")[n] for p in pts])
+            off = (j - len(items) / 2) * 0.004 * (x.max() - x.min() if len(x) > 1 else 1)
+            ax.errorbar(x + off, y, yerr=e, color=cols[lab], marker="o", ms=3.5, lw=0.8,
+                        capsize=2, label=lab, zorder=2)
+        ax.set_title({"T": "transmission", "R": "reflection"}[kind] + f" on state {n}",
+                     fontsize=9)
+        ax.set_xlabel("initial momentum k (a.u.)")
+        ax.set_ylabel("probability")
+        ax.grid(alpha=0.25)
+    axes[0][0].legend(fontsize=8, frameon=False)
+    model = views[0].attrs.get("model", "")
+    ns = sorted({v.N for v in views if not v.is_exact})
+    fig.suptitle(title or f"{model}: branching vs k, N = {'/'.join(map(str, ns))} "
+                 "(error bars: 1 s.e.)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
