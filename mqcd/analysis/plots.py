@@ -71,7 +71,7 @@ def title_of(views, extra=""):
     k = ini.get("momentum")
     parts = [model]
     if k:
-        parts.append("k = " + ", ".join(f"{x:g}" for x in k) + " a.u.")
+        parts.append("k = " + ", ".join(f"{x:g}" for x in np.atleast_1d(k)) + " a.u.")
     ns = sorted({v.N for v in views if not v.is_exact})
     if ns:
         parts.append("N = " + "/".join(str(n) for n in ns))

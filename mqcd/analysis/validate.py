@@ -21,7 +21,8 @@ import numpy as np
 from ..io.results import load, write_result
 from .compare import stderr
 
-ROOT = Path(__file__).resolve().parents[2]
+# Paths are relative to the working directory (run it from the repository root), never to the
+# installed package: an installed mqcd must not write into site-packages.
 
 CASES = {
     "tully1": [8.0, 10.0, 13.0, 16.0, 20.0, 25.0, 30.0],
@@ -240,8 +241,12 @@ def main(argv=None):
     ap.add_argument("--coherence", default="tully3:10", help="case of the coherence figure ('' = none)")
     ap.add_argument("--no-conical", action="store_true")
     ap.add_argument("--models", default=",".join(CASES))
-    ap.add_argument("--data", default=str(ROOT / "out" / "validation"))
-    ap.add_argument("--out", default=str(ROOT / "docs" / "validation.md"))
+    ap.add_argument("--data", default=str(Path("out") / "validation"),
+                    help="folder of the cached exact runs (default out/validation, relative to "
+                    "the working directory)")
+    ap.add_argument("--out", default=str(Path("docs") / "validation.md"),
+                    help="the report (default docs/validation.md, relative to the working "
+                    "directory; figures go to figures/ next to it)")
     a = ap.parse_args(argv)
     methods = [m for m in a.methods.split(",") if m]
     unknown = [m for m in methods if m not in METHODS]
@@ -299,7 +304,7 @@ def main(argv=None):
     if cone_fig:
         md.append(f"\n![conical2d](figures/{cone_fig.name})\n")
     for name in (() if cases else ("validation_findings.md", "validation_notes.md")):
-        extra = ROOT / "docs" / name
+        extra = out.parent / name
         if extra.exists():
             md += ["", extra.read_text()]
     out.write_text("\n".join(md) + "\n")

@@ -81,8 +81,11 @@ class _Doc:
             elif b[0] == "code":
                 out.append("```\n" + b[1] + "\n```")
             elif b[0] == "table":
-                out.append("| " + " | ".join(b[1]) + " |\n|" + "---|" * len(b[1]) + "\n"
-                           + "\n".join("| " + " | ".join(map(str, r)) + " |" for r in b[2]))
+                def cell(c):
+                    return str(c).replace("|", "\\|")
+                out.append("| " + " | ".join(map(cell, b[1])) + " |\n|" + "---|" * len(b[1])
+                           + "\n" + "\n".join("| " + " | ".join(map(cell, r)) + " |"
+                                              for r in b[2]))
             elif b[0] == "img":
                 out.append(f"![{b[2]}]({b[1]})")
         return "\n\n".join(out) + "\n"
@@ -125,6 +128,17 @@ def _relative(path, start):
         return os.path.relpath(Path(path).resolve(), Path(start).resolve())
 
 
+def _git_version():
+    """``git describe`` of the checkout mqcd runs from ('' outside a git checkout)."""
+    import subprocess
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                             text=True, timeout=10, cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def _command(study):
     cwd = Path.cwd()
     return f"mqcd study {_relative(study.path, cwd)}"
@@ -159,9 +173,12 @@ def write_report(study, state, failures=None, run_warnings=None):
 
     doc = _Doc()
     doc.h(1, study.title)
+    if study.notes:
+        doc.p(study.notes)
     doc.p(f"Regenerate everything on this page with `{_command(study)}` (from the repository "
           f"root; runs that are already done are skipped, `--jobs K` runs K at once). Written by "
-          f"mqcd {__version__} on {_dt.date.today().isoformat()}; the run files (HDF5 and the deck "
+          f"mqcd {__version__}" + (f" (git {git})" if (git := _git_version()) else "")
+          + f" on {_dt.date.today().isoformat()}; the run files (HDF5 and the deck "
           f"of each run) are in `{_relative(study.runs_dir, out_dir)}`, every number below is "
           "also in `study.h5` (xarray: `xarray.open_datatree('study.h5', engine='h5netcdf')`).")
     doc.p("Hopping methods are judged by their active states (`populations/active`; error "

@@ -25,6 +25,8 @@ from ..io.schema import DeckError, ErrorList, Key, did_you_mean, validate_sectio
 
 STUDY_KEYS = {
     "title": Key("str", "", "title of the report (default: the study file name)"),
+    "notes": Key("str", "", "a paragraph shown under the title of the report (what the labels "
+                 "stand for, what is pending)"),
     "base": Key("str", "", "base deck file (relative to the study file); [deck] sections are "
                 "merged over it; empty: the [deck] table is the whole base deck"),
     "runs": Key("str", "", "folder of the run files (HDF5 and their decks), relative to the study "
@@ -114,6 +116,7 @@ class Study:
     case_figures: str
     axes: dict                          # name -> {label: overrides}
     methods: dict                       # label -> overrides
+    notes: str = ""
     runs: list = field(default_factory=list)
     exact_runs: list = field(default_factory=list)
     text: str = ""
@@ -176,7 +179,8 @@ def _method_variant(label, value, errors) -> dict:
     where = f"[methods] {label!r}"
     if isinstance(value, str):
         return {"method": {"name": value}}
-    if isinstance(value, dict) and value and all(k in SECTIONS or "." in k for k in value):
+    if isinstance(value, dict) and value and any(
+            (k in SECTIONS and isinstance(v, dict)) or "." in k for k, v in value.items()):
         ov = _overrides(where, value, errors)
         if "method" in ov and "name" not in ov["method"]:
             errors.add(f"{where}: the method override needs name (method = {{name = ...}})")
@@ -324,14 +328,16 @@ def load_study(path, overrides=None) -> Study:
         exact_ov = True
     exact_ov = _overrides("[study] exact", exact_ov, errors) if isinstance(exact_ov, dict) else (
         {} if exact_ov else None)
-    _raise_grouped(errors)
-
+    if "runs" not in head:                 # [study] itself is broken: nothing to expand
+        _raise_grouped(errors)
+    bad_variants = {lab for lab, ov in methods.items() if not ov}
     stem = path.stem
     runs_dir = (here / head["runs"]) if head["runs"] else here / f"{stem}_runs"
     report_dir = (here / head["report"]) if head["report"] else runs_dir
     st = Study(path=path, title=head["title"] or stem, runs_dir=runs_dir.resolve(),
                report_dir=report_dir.resolve(), scan=head["scan"], case_figures=head["case_figures"],
-               axes=axes, methods=methods, text=text)
+               axes=axes, methods={k: v for k, v in methods.items() if k not in bad_variants},
+               text=text, notes=head["notes"])
     _expand(st, base, exact_ov, overrides, errors)
     _raise_grouped(errors)
     return st
