@@ -48,6 +48,14 @@ def main():
             "Sections `[medium]` and `[pulse]` are required.", ""]
     for sec, keys in JELLIUM_SECTIONS.items():
         out += [f"## jellium [{sec}]\n", table(keys), ""]
+    from mqcd.study import STUDY_KEYS
+    out += ["# Study files (`mqcd study`, docs/studies.md)\n",
+            "Tables `[study]` (below), `[deck]` (the base deck's sections, inline), `[methods]` "
+            "(label = method name, [method] keys, or overrides of any section) and `[axes]` "
+            "(\"section.key\" = [values], or `[axes.NAME]` label = overrides). Every run's deck "
+            "is validated as above. `mqcd run/exact/check-model/study --set SECTION.KEY=VALUE` "
+            "overrides one key of a deck (validated the same way, recorded in the output's deck "
+            "text).", "", "## [study]\n", table(STUDY_KEYS), ""]
     Path(__file__).resolve().parents[1].joinpath("docs", "decks.md").write_text("\n".join(out))
 
 

@@ -56,10 +56,26 @@ def _colours(views, colours):
     return c
 
 
+SETTLED = 0.003      # a curve has settled once it stays within this of its final value
+
+
+def settle_time(v, tol=SETTLED):
+    """Last time at which the populations of run ``v`` differ from their final values by more
+    than ``tol`` (0 if they never do)."""
+    off = np.abs(v.P - v.P[-1]).max(axis=1) > tol
+    return float(v.t[np.nonzero(off)[0][-1] + 1]) if off.any() else 0.0
+
+
 def time_limit(views):
-    """End of the time axis: the longest trajectory run (all runs if there is none)."""
+    """End of the time axis: where the trajectory runs ended (all runs if there is none), cut to
+    1.25 times the last time any run's populations still changed (by more than
+    :data:`SETTLED`), so that a run that waits out t_end (or an exact run waiting for the last
+    of the packet) does not stretch the axis over a flat tail; the tables have the final
+    values."""
     traj = [v.t_end for v in views if not v.is_exact]
-    return max(traj) if traj else max(v.t_end for v in views)
+    end = max(traj) if traj else max(v.t_end for v in views)
+    settled = max(min(settle_time(v), end) for v in views)
+    return min(end, 1.25 * settled) if settled > 0 else end
 
 
 def title_of(views, extra=""):
@@ -79,18 +95,26 @@ def title_of(views, extra=""):
 
 
 def _line(ax, v, t, y, se, colour, style, tmax, label=None, lw=1.6):
-    """One curve with its band; an exact curve beyond ``tmax`` is drawn faintly."""
-    inside = t <= tmax + 1e-9
+    """One curve with its band; an exact curve beyond ``tmax`` is drawn faintly (the axis
+    limits cut the rest)."""
     if v.is_exact:
         last = np.searchsorted(t, tmax, side="right")
         ax.plot(t[:last], y[:last], color=colour, ls=style, lw=lw, label=label, zorder=3)
         if last < len(t):
             ax.plot(t[last - 1:], y[last - 1:], color=colour, ls=style, lw=lw, alpha=0.3, zorder=3)
         return
-    ax.plot(t[inside], y[inside], color=colour, ls=style, lw=lw, label=label, zorder=2)
+    ax.plot(t, y, color=colour, ls=style, lw=lw, label=label, zorder=2)
     if se is not None:
-        ax.fill_between(t[inside], (y - se)[inside], (y + se)[inside], color=colour, alpha=0.18,
-                        lw=0, zorder=1)
+        ax.fill_between(t, y - se, y + se, color=colour, alpha=0.18, lw=0, zorder=1)
+
+
+def _note_cut(ax, views, tmax):
+    """Name the runs that go on beyond the end of the time axis."""
+    cut = [v for v in views if v.t_end > 1.06 * tmax]
+    if cut:
+        ax.text(0.99, 0.02, "beyond the axis: " + ", ".join(f"{v.label} to t = {v.t_end:.0f}"
+                                                            for v in cut),
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.35")
 
 
 def draw_populations(axes, views, colours=None, states=None):
@@ -107,6 +131,7 @@ def draw_populations(axes, views, colours=None, states=None):
             _line(ax, v, v.t, v.P[:, n], se, colours[v.label], state_style(n), tmax,
                   label=v.label)
         ax.set_xlim(0, tmax * 1.06)
+        _note_cut(ax, views, tmax)
         ax.set_xlabel("time (a.u.)")
         ax.set_ylabel(f"population of adiabatic state {n}")
         ax.set_title(f"state {n} (line style '{_style_name(n)}')", fontsize=9)
@@ -127,6 +152,7 @@ def draw_indicator(ax, views, colours=None):
         if v.I is not None:
             _line(ax, v, v.t, v.I, v.I_se, colours[v.label], "-", tmax, label=v.label)
     ax.set_xlim(0, tmax * 1.06)
+    _note_cut(ax, views, tmax)
     ax.set_xlabel("time (a.u.)")
     ax.set_ylabel(r"decoherence indicator $\langle\sum_{n<m}|\rho_{nm}|^2\rangle$")
     ax.grid(alpha=0.25)
@@ -164,15 +190,21 @@ def draw_branching(ax, views, colours=None):
     ax.grid(axis="y", alpha=0.25)
 
 
-def _legend(fig, axes, views, colours, ncol=None):
+def _legend(fig, views, colours, states=True):
+    """One legend under the panels: a colour per run (and the line style per state); returns
+    the fraction of the figure height it takes."""
     from matplotlib.lines import Line2D
     colours = _colours(views, colours)
     handles = [Line2D([], [], color=colours[v.label], lw=2.2, label=v.label) for v in views]
-    ns = views[0].nstates
-    handles += [Line2D([], [], color="0.4", ls=state_style(n), lw=1.4, label=f"state {n}")
-                for n in range(ns)]
-    fig.legend(handles=handles, loc="lower center", ncol=ncol or min(len(handles), 8),
-               fontsize=8, frameon=False)
+    if states:
+        handles += [Line2D([], [], color="0.4", ls=state_style(n), lw=1.4, label=f"state {n}")
+                    for n in range(views[0].nstates)]
+    width = fig.get_size_inches()[0]
+    longest = max(len(h.get_label()) for h in handles)
+    ncol = max(1, min(len(handles), int(width / (0.45 + 0.075 * longest))))
+    rows = -(-len(handles) // ncol)
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    return (0.05 + 0.2 * rows) / fig.get_size_inches()[1]
 
 
 def populations_figure(views, path, colours=None, title=None):
@@ -182,8 +214,7 @@ def populations_figure(views, path, colours=None, title=None):
     fig, axes = plt.subplots(1, ns, figsize=(4.6 * ns, 3.9), squeeze=False)
     draw_populations(axes[0], views, colours)
     fig.suptitle(title or title_of(views, "adiabatic populations (bands: 1 s.e.)"), fontsize=10)
-    _legend(fig, axes, views, colours)
-    fig.tight_layout(rect=(0, 0.09, 1, 1))
+    fig.tight_layout(rect=(0, _legend(fig, views, colours), 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -195,8 +226,7 @@ def indicator_figure(views, path, colours=None, title=None):
     fig, ax = plt.subplots(figsize=(6.2, 4.0))
     draw_indicator(ax, views, colours)
     fig.suptitle(title or title_of(views, "decoherence indicator (bands: 1 s.e.)"), fontsize=10)
-    _legend(fig, [ax], views, colours, ncol=4)
-    fig.tight_layout(rect=(0, 0.13, 1, 1))
+    fig.tight_layout(rect=(0, _legend(fig, views, colours, states=False), 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -229,8 +259,7 @@ def comparison_figure(views, path, colours=None, title=None):
     if has_b:
         draw_branching(axes[ns + 1], views, colours)
     fig.suptitle(title or title_of(views), fontsize=10)
-    _legend(fig, axes, views, colours)
-    fig.tight_layout(rect=(0, 0.09, 1, 1))
+    fig.tight_layout(rect=(0, _legend(fig, views, colours), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

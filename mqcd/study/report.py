@@ -28,6 +28,7 @@ def _pm(x, e=None, signed=False):
     if x is None:
         return "—"
     s = f"{x:+.3f}" if signed else f"{x:.3f}"
+    s = s.replace("-0.000", "0.000").replace("+0.000", "0.000")
     return s + (f" ± {e:.3f}" if e is not None else "")
 
 
@@ -36,7 +37,7 @@ def _display_labels(study):
     change the physics (seed, trajectories, ...) when there are any."""
     out = {}
     for r in study.runs:
-        extra = [lab for ax, lab in r.labels.items() if ax != "method" and lab not in r.case.split()]
+        extra = [lab for ax, lab in r.labels.items() if ax != "method" and lab not in r.case_labels]
         out[r.name] = r.variant + (f" ({', '.join(extra)})" if extra else "")
     for r in study.exact_runs:
         out[r.name] = "exact"
@@ -226,7 +227,7 @@ def write_report(study, state, failures=None, run_warnings=None):
                         d = errs.get("delta_transmission" if kind == "T" else "delta_reflection")
                         cell = _pm(x[n], None if e is None else e[n])
                         if d is not None:
-                            cell += f" (Δ {d[n]:+.3f})"
+                            cell += f" (Δ {_pm(d[n], signed=True)})"
                         vals.append(cell)
                 dmax = (_pm(errs["branching_delta_max"], errs["branching_delta_max_se"])
                         if "branching_delta_max" in errs else "—")

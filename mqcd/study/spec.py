@@ -97,6 +97,7 @@ class Run:
     case: str = ""                      # label of the physical case (the exact run's name)
     reference: "Run | None" = None
     variant: str = ""
+    case_labels: list = field(default_factory=list)   # labels of the axes that change the physics
 
     @property
     def method_label(self):
@@ -381,7 +382,7 @@ def _expand(st: Study, base, exact_ov, overrides, errors):
                 continue
             seen_names[name] = where
             run = Run(labels={**labels, "method": mlabel}, deck=deck, raw=raw, name=name,
-                      case=case, variant=mlabel)
+                      case=case, variant=mlabel, case_labels=case_labels)
             st.runs.append(run)
             if exact_ov is None:
                 continue
