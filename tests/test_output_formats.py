@@ -155,3 +155,24 @@ def test_ensemble_spread_records_match_the_final_swarm():
     coh = np.abs(rho[:, 0, 1]) ** 2
     np.testing.assert_allclose(res["coherence/indicator_std"][-1], coh.std(), atol=1e-12)
     np.testing.assert_allclose(res["populations/adiabatic_std"][0], 0.0, atol=1e-12)  # pure start
+
+
+def test_datasets_without_declared_dims_get_named_dims_in_every_group(tmp_path):
+    """A dataset mqcd has no dimension names for (a method's or another part's extra) still gets
+    named, group-local dimensions, so netCDF readers open the file (same leaf in two groups)."""
+    from mqcd.io.results import Result
+    res = Result(attrs={"mqcd_version": "x", "method": "m", "nstates": 2, "ndof": 3})
+    res.add("time", np.arange(5.0), "atomic_unit_of_time")
+    res.add("a/v", np.ones((5, 7)), "bohr")
+    res.add("b/v", np.zeros((5, 7)), "bohr")
+    res.add("b/c/w", np.zeros((4, 3)), "bohr", dims=("site", "dof"))
+    res.add("b/q", np.zeros((5, 3)), "1")
+    assert res.dims_of("a/v") == ("time", "v_dim1") and res.dims_of("b/q") == ("time", "dof")
+    write_result(tmp_path / "x.h5", res)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tree = xr.open_datatree(tmp_path / "x.h5", engine="h5netcdf")
+    assert tree["a"]["v"].dims == ("time", "v_dim1") and tree["b"]["v"].dims == ("time", "v_dim1")
+    assert tree["b/c"]["w"].dims == ("site", "dof") and tree["b"]["q"].dims == ("time", "dof")
+    back = mqcd.load(tmp_path / "x.h5")
+    assert back.dims_of("b/c/w") == ("site", "dof") and set(back.keys()) == set(res.keys())

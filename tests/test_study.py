@@ -72,6 +72,12 @@ strong = {"model.C" = 0.01}
                 name="s2.toml")
     st2 = load_study(p2)
     assert len(st2.exact_runs) == 2 and len({r.case for r in st2.runs}) == 2
+    # no [methods]: the base deck's [method] is the one variant
+    p3 = tmp_path / "s3.toml"
+    p3.write_text(BASE.replace("[deck]", '[deck]\nmethod = {name = "fssh", decoherence = "idc"}'))
+    st3 = load_study(p3)
+    assert [r.name for r in st3.all_runs] == ["exact", "fssh"]
+    assert st3.runs[0].deck.method["decoherence"] == "idc"
 
 
 def test_study_errors_are_all_reported_with_suggestions(tmp_path):

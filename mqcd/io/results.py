@@ -290,25 +290,35 @@ def _fill(result):
                                    == dims[0]):
                 ds.make_scale(dims[0])
                 scales[dims[0]] = ds
+        bare = {}                        # (group, dimension) -> scale without coordinate values
         for name, arr, dims, _ in layout:
             ds = f[name]
+            group = name.rpartition("/")[0]
             for k, d in enumerate(dims):
-                if d in scales and scales[d].name != ds.name:
-                    ds.dims[k].attach_scale(scales[d])
-                elif d not in scales:                      # a dimension without coordinate
-                    _bare_scale(f, name, d, np.shape(arr)[k], scales)
-                    ds.dims[k].attach_scale(scales[d])
+                sc = scales.get(d)
+                if sc is not None and sc.name == ds.name:
+                    continue                               # the coordinate itself
+                if sc is None or not _visible(sc.name, group):
+                    # netCDF sees a dimension in the dataset's group and its parents only
+                    if (group, d) not in bare:
+                        bare[group, d] = _bare_scale(f, group, d, np.shape(arr)[k])
+                    sc = bare[group, d]
+                ds.dims[k].attach_scale(sc)
     return fill
 
 
-def _bare_scale(f, name, dim, n, scales):
-    """A netCDF dimension with no coordinate values (an HDF5 dimension scale holding no data,
-    next to the first dataset using it)."""
-    group = name.rpartition("/")[0]
-    path = f"{group}/{dim}" if group else dim
-    ds = f.create_dataset(path, shape=(n,), dtype="f4")
+def _visible(scale_path, group):
+    """Whether a dimension scale at ``scale_path`` is in ``group`` or one of its parents."""
+    where = scale_path.strip("/").rpartition("/")[0]
+    return where == "" or group == where or group.startswith(where + "/")
+
+
+def _bare_scale(f, group, dim, n):
+    """A netCDF dimension with no coordinate values (an HDF5 dimension scale holding no data)
+    in ``group``."""
+    ds = f.create_dataset(f"{group}/{dim}" if group else dim, shape=(n,), dtype="f4")
     ds.make_scale("This is a netCDF dimension but not a netCDF variable.")
-    scales[dim] = ds
+    return ds
 
 
 def write_result(path, result: Result, force=False):

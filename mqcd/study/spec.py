@@ -174,10 +174,20 @@ def _overrides(where, value, errors) -> dict:
     return out
 
 
-def _method_variant(label, value, errors) -> dict:
+def _labelled(raw, key, parse, errors, what):
+    """``{label: parse(label, value, errors)}`` of the table ``[key]`` (None for a broken entry)."""
+    table = raw.get(key, {})
+    if not isinstance(table, dict):
+        errors.add(f"[{key}] must be a table: {what}")
+        return {}
+    return {label: parse(label, value, errors) for label, value in table.items()}
+
+
+def _method_variant(label, value, errors) -> dict | None:
     """``label = "fssh"`` (a method name), ``label = {name = "fssh", decoherence = "edc"}`` ([method]
     keys) or ``label = {method = {...}, initial = {...}}`` (overrides of any section)."""
     where = f"[methods] {label!r}"
+    n = len(errors.errors)
     if isinstance(value, str):
         return {"method": {"name": value}}
     if isinstance(value, dict) and value and any(
@@ -185,38 +195,38 @@ def _method_variant(label, value, errors) -> dict:
         ov = _overrides(where, value, errors)
         if "method" in ov and "name" not in ov["method"]:
             errors.add(f"{where}: the method override needs name (method = {{name = ...}})")
-        return ov
-    if isinstance(value, dict):
+    elif isinstance(value, dict):
+        ov = {"method": dict(value)}
         if "name" not in value:
             errors.add(f"{where}: a method variant needs name (e.g. {{name = \"fssh\", decoherence "
                        "= \"edc\"}}), or tables of section overrides ({method = {...}, initial = "
                        "{...}})")
-        return {"method": dict(value)}
-    errors.add(f"{where}: expected a method name or a table, got {value!r}")
-    return {}
+    else:
+        errors.add(f"{where}: expected a method name or a table, got {value!r}")
+    return ov if len(errors.errors) == n else None
 
 
-def _axis(name, value, errors) -> dict:
+def _axis(name, value, errors) -> dict | None:
     """An axis: ``"section.key" = [v1, v2, ...]`` (one key; labels "key=v") or a table of
-    labelled overrides ``[axes.NAME]  label = {section = {...}}``."""
+    labelled overrides ``[axes.NAME]  label = {section = {...}}``. None if it is broken."""
     if isinstance(value, list):
         sec, dot, key = name.partition(".")
         if not dot or sec not in SECTIONS:
             errors.add(f"[axes] {name!r}: a list of values needs a dotted deck key as its name "
                        "(e.g. \"run.seed\" = [1, 2, 3]), or make it a table of labelled overrides "
-                       "([axes.NAME] label = {section = {key = value}})"
-                       + (did_you_mean(sec, SECTIONS) if not dot or sec not in SECTIONS else ""))
-            return {}
-        if not value:
-            errors.add(f"[axes] {name!r}: no values")
-        return {f"{key}={_label(v)}": {sec: {key: v}} for v in value}
-    if isinstance(value, dict):
-        if not value:
-            errors.add(f"[axes] {name!r}: no values")
-        return {(str(lab) if "=" in str(lab) else f"{name}={lab}"):
-                _overrides(f"[axes.{name}] {lab!r}", v, errors) for lab, v in value.items()}
-    errors.add(f"[axes] {name!r}: expected a list of values or a table of labelled overrides")
-    return {}
+                       "([axes.NAME] label = {section = {key = value}})" + did_you_mean(sec, SECTIONS))
+            return None
+        values = {f"{key}={_label(v)}": {sec: {key: v}} for v in value}
+    elif isinstance(value, dict):
+        values = {(str(lab) if "=" in str(lab) else f"{name}={lab}"):
+                  _overrides(f"[axes.{name}] {lab!r}", v, errors) for lab, v in value.items()}
+    else:
+        errors.add(f"[axes] {name!r}: expected a list of values or a table of labelled overrides")
+        return None
+    if not values:
+        errors.add(f"[axes] {name!r}: no values")
+        return None
+    return values
 
 
 def _label(v):
@@ -301,25 +311,13 @@ def load_study(path, overrides=None) -> Study:
     if isinstance(base.get("output"), dict):
         base["output"].pop("file", None)   # each run's file is named from its labels
 
-    methods = {}
-    mtable = raw.get("methods", {})
-    if not isinstance(mtable, dict):
-        errors.add("[methods] must be a table: label = {name = ..., ...}")
-        mtable = {}
-    for label, value in mtable.items():
-        methods[label] = _method_variant(label, value, errors)
+    methods = _labelled(raw, "methods", _method_variant, errors, "label = {name = ..., ...}")
     if not methods:
         if "method" in base:
             methods[str(base["method"].get("name", "method"))] = {}
         elif head.get("exact") is False:
             errors.add("study: no [methods] and no [method] in the base deck: nothing to run")
-    axes = {}
-    atable = raw.get("axes", {})
-    if not isinstance(atable, dict):
-        errors.add("[axes] must be a table")
-        atable = {}
-    for name, value in atable.items():
-        axes[name] = _axis(name, value, errors)
+    axes = _labelled(raw, "axes", _axis, errors, '"section.key" = [values] or [axes.NAME]')
     if head.get("scan") and head["scan"] not in axes:
         errors.add(f"[study] scan = '{head['scan']}' is not an axis{did_you_mean(head['scan'], axes)}"
                    "; axes: " + (", ".join(axes) or "(none)"))
@@ -331,13 +329,13 @@ def load_study(path, overrides=None) -> Study:
         {} if exact_ov else None)
     if "runs" not in head:                 # [study] itself is broken: nothing to expand
         _raise_grouped(errors)
-    bad_variants = {lab for lab, ov in methods.items() if not ov}
     stem = path.stem
     runs_dir = (here / head["runs"]) if head["runs"] else here / f"{stem}_runs"
     report_dir = (here / head["report"]) if head["report"] else runs_dir
     st = Study(path=path, title=head["title"] or stem, runs_dir=runs_dir.resolve(),
                report_dir=report_dir.resolve(), scan=head["scan"], case_figures=head["case_figures"],
-               axes=axes, methods={k: v for k, v in methods.items() if k not in bad_variants},
+               axes={k: v for k, v in axes.items() if v is not None},
+               methods={k: v for k, v in methods.items() if v is not None},
                text=text, notes=head["notes"])
     _expand(st, base, exact_ov, overrides, errors)
     _raise_grouped(errors)
