@@ -18,9 +18,13 @@ def H_of(model, x):
 
 
 # ----------------------------------------------------------------------------- check_model
+#: constructor arguments of built-ins that need them (a parameter file)
+NEEDS = {"lvc": {"parameter_file": ROOT / "inputs" / "lvc_pyrazine_2mode.toml"}}
+
+
 @pytest.mark.parametrize("name", sorted(BUILTIN))
 def test_builtin_passes_check_model(name):
-    rep = check_model(BUILTIN[name]())
+    rep = check_model(BUILTIN[name](**NEEDS.get(name, {})))
     assert rep["ok"], format_report(rep)
     assert rep["hermitian_ok"] and rep["fd_ok"] and rep["shapes_ok"] and rep["finite_ok"]
     assert rep["npoints"] == 64 and len(rep["fd_abs_error"]) == rep["ndof"]

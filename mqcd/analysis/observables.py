@@ -45,6 +45,7 @@ def _rho_rows(rho, V, rows):
     pmin = np.inf
     terr = 0.0
     ad = np.empty((ns, ns), dtype=np.complex128)
+    tmp = np.empty((ns, ns), dtype=np.complex128)
     for i in range(n):
         tr = 0.0
         pur = 0.0
@@ -54,12 +55,17 @@ def _rho_rows(rho, V, rows):
             tr += rho[i, a, a].real
             for b in range(ns):
                 pur += abs(rho[i, a, b]) ** 2
+        for a in range(ns):            # tmp = V^dagger rho, then ad = tmp V (upper): 2 ns^3
+            for l in range(ns):
+                acc = 0j
+                for k in range(ns):
+                    acc += np.conj(V[i, k, a]) * rho[i, k, l]
+                tmp[a, l] = acc
         for a in range(ns):
             for b in range(a, ns):
                 acc = 0j
-                for k in range(ns):
-                    for l in range(ns):
-                        acc += np.conj(V[i, k, a]) * rho[i, k, l] * V[i, l, b]
+                for l in range(ns):
+                    acc += tmp[a, l] * V[i, l, b]
                 ad[a, b] = acc
             rows[i, a] = ad[a, a].real
             for b in range(a + 1, ns):

@@ -6,12 +6,18 @@ lowest). Eigenvector phases are arbitrary (whatever the solver returns); nothing
 depends on them, which the phase-randomisation tests check (``randomize_phases``).
 
 Two-state batches use a closed-form solver (no LAPACK call; about 100x cheaper than ``eigh`` for
-2x2); larger ones call LAPACK through numba's ``np.linalg.eigh`` per trajectory.
+2x2). Larger real symmetric batches use the batched Jacobi solver of mqcd/electronic/batched.py
+when a warm start is given (the previous step's eigenvectors: ``eigh(H, E, V, warm_from=V_prev)``,
+what :meth:`mqcd.ensemble.swarm.Swarm.ensure_adiabatic` does), otherwise LAPACK through numba's
+``np.linalg.eigh`` per trajectory (first step, complex Hermitian models). The basis changes and
+adiabatic populations of real many-state batches use the batched kernels too.
 """
 import math
 
 import numpy as np
 from numba import njit
+
+from . import batched
 
 
 @njit(cache=True)
@@ -59,8 +65,12 @@ def _eighn(H, E, V):
         V[i] = v
 
 
-def eigh(H, E=None, V=None):
-    """Adiabatic energies ``E`` (N, ns) and eigenvectors ``V`` (N, ns, ns), columns = states."""
+def eigh(H, E=None, V=None, warm_from=None):
+    """Adiabatic energies ``E`` (N, ns) and eigenvectors ``V`` (N, ns, ns), columns = states.
+
+    ``warm_from``: eigenvectors of a nearby Hamiltonian (e.g. the previous step's), the starting
+    basis of the batched Jacobi solver for real many-state batches (ignored otherwise).
+    """
     n, ns, _ = H.shape
     if E is None:
         E = np.empty((n, ns))
@@ -68,9 +78,18 @@ def eigh(H, E=None, V=None):
         V = np.empty((n, ns, ns), dtype=H.dtype)
     if ns == 2:
         _eigh2(H, E, V)
+    elif (warm_from is not None and H.dtype == np.float64 and V.dtype == np.float64
+          and warm_from.dtype == np.float64 and warm_from.shape == V.shape):
+        if warm_from is not V:
+            V[...] = warm_from
+        batched.jacobi_eigh(np.ascontiguousarray(H), E, V, True)
     else:
         _eighn(np.ascontiguousarray(H), E, V)
     return E, V
+
+
+def _real_many(M, V):
+    return M.shape[1] > 2 and V.dtype == np.float64 and M.flags.c_contiguous and V.flags.c_contiguous
 
 
 @njit(cache=True, inline="always")
@@ -104,17 +123,32 @@ def _sandwich(M, V, adjoint_left, out):
 
 
 def to_adiabatic(M, V):
-    """``V^dagger M V`` for each trajectory: M (N, ns, ns) -> adiabatic representation."""
-    return _sandwich(M, V, True, np.empty(M.shape, dtype=np.complex128))
+    """``V^dagger M V`` for each trajectory: M (N, ns, ns) -> adiabatic representation (M
+    Hermitian when V is real and ns > 2: the batched kernel computes one triangle)."""
+    out = np.empty(M.shape, dtype=np.complex128)
+    if _real_many(M, V) and M.dtype == np.complex128:
+        return batched.change_basis(M, V, True, out)
+    return _sandwich(M, V, True, out)
 
 
 def to_diabatic(M, V):
     """``V M V^dagger`` for each trajectory: adiabatic (N, ns, ns) -> diabatic representation."""
-    return _sandwich(M, V, False, np.empty(M.shape, dtype=np.complex128))
+    out = np.empty(M.shape, dtype=np.complex128)
+    if _real_many(M, V) and M.dtype == np.complex128:
+        return batched.change_basis(M, V, False, out)
+    return _sandwich(M, V, False, out)
+
+
+def adiabatic_populations(rho, V):
+    """Diagonal of ``V^dagger rho V``: (N, ns) real (closed form for two states, one batched real
+    product for real many-state V)."""
+    if _real_many(rho, V) and rho.dtype == np.complex128:
+        return batched.populations(rho, V, np.empty(rho.shape[:2]))
+    return _adiabatic_populations(rho, V)
 
 
 @njit(cache=True)
-def adiabatic_populations(rho, V):
+def _adiabatic_populations(rho, V):
     """Diagonal of ``V^dagger rho V``: (N, ns) real (unrolled for two states)."""
     n, ns, _ = rho.shape
     out = np.empty((n, ns))

@@ -11,15 +11,28 @@ factor is an exact unitary -- trace, hermiticity and purity are conserved to rou
 An optional Hermitian correction ``G`` (N, ns, ns) (the electronic corrections of the
 exact-factorisation methods) is added to H over the whole step.
 
-Two states use the Bloch-vector form: with H = a0 + a.sigma and rho = (1 + r.sigma)/2,
-i drho/dt = [H, rho] is dr/dt = 2 a x r, a rotation about a by the angle 2|a|dt (Rodrigues'
-formula; no LAPACK call). More states use one Hermitian eigendecomposition per substep.
+Which path runs (``propagate``):
+
+* two states: the Bloch-vector form: with H = a0 + a.sigma and rho = (1 + r.sigma)/2,
+  i drho/dt = [H, rho] is dr/dt = 2 a x r, a rotation about a by the angle 2|a|dt (Rodrigues'
+  formula; no LAPACK call);
+* more states, real symmetric H, no correction G: the batched matrix exponential of
+  mqcd/electronic/batched.py (``propagate_taylor``: cos/sin of H tau by Paterson-Stockmeyer, no
+  eigensolver) - the same exponential midpoint rule to round-off; Ehrenfest's path;
+* otherwise (complex Hermitian H, or a correction G): one LAPACK eigendecomposition per
+  substep.
+
+``propagate_adiabatic`` is the surface-hopping path for many states: the symmetric split
+``exp(-i H1 dt/2) exp(-i H0 dt/2)`` from the eigen-decompositions at the step ends, which the
+method needs anyway (second order and time-reversible as well; it differs from the midpoint rule
+by O(dt^3) per step), with the adiabatic populations at the end of the step as a by-product.
 """
 import math
 
 import numpy as np
 from numba import njit
 
+from . import batched
 from .fastmath import sincos
 
 
@@ -138,9 +151,23 @@ def propagate(rho, H0, H1, dt, nsub=1, G=None):
     if rho.shape[1] == 2:
         rv = rho.reshape(rho.shape[0], 4).view(np.float64)   # no copy: rho is C-contiguous
         _propagate2(rv, H0, H1, G, use_g, float(dt), int(nsub))
+    elif not use_g and H0.dtype == np.float64 and H1.dtype == np.float64:
+        batched.propagate_taylor(rho, H0, H1, float(dt), int(nsub))
     else:
         _propagaten(rho, H0, H1, G, use_g, float(dt), int(nsub))
     return rho
+
+
+def propagate_adiabatic(rho, E0, V0, E1, V1, dt, P=None):
+    """Advance ``rho`` (N, ns, ns) in place over ``dt`` with
+    ``U = exp(-i H1 dt/2) exp(-i H0 dt/2)`` given the real eigen-decompositions ``(E0, V0)`` and
+    ``(E1, V1)`` of H at the two step ends; returns the adiabatic populations (N, ns) at the end
+    of the step (into ``P`` if given)."""
+    if P is None:
+        P = np.empty(rho.shape[:2])
+    batched.propagate_split(rho, np.ascontiguousarray(E0), np.ascontiguousarray(V0),
+                            np.ascontiguousarray(E1), np.ascontiguousarray(V1), float(dt), P)
+    return P
 
 
 @njit(cache=True)

@@ -78,6 +78,9 @@ MODEL_KEYS = {
     "class": Key("str", None, "Model subclass in `file`"),
     "mass": Key("floats", None, "nuclear mass per dof (or one value for all)", "electron masses",
                 check=all_positive),
+    "parameter_file": Key("str", None, "TOML or JSON parameter file of a model built from one "
+                          "('lvc': vibronic coupling parameters; 'holstein': site energies), "
+                          "relative to the deck; format in docs/models.md"),
 }
 
 

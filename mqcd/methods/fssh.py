@@ -3,10 +3,18 @@
 Recipe: electrons exactly as in Ehrenfest (shared electronic step); nuclei on the active adiabatic
 surface (``active_force``); after each step a hop from the exact population change (see
 mqcd.methods.hopping), a momentum adjustment, and a decoherence part (mqcd.methods.decoherence).
+
+Many states (real models, one electronic substep): the adiabatic basis is needed at every step
+anyway, so the electronic step is the split ``exp(-i H1 dt/2) exp(-i H0 dt/2)`` built from the
+eigen-decompositions at the two step ends (the previous step's is reused; the current one comes
+from the warm-started batched Jacobi solver), which also gives the adiabatic populations the hop
+needs (mqcd.electronic.propagate.propagate_adiabatic). Two states, complex models and
+``electronic_substeps > 1`` use the shared step.
 """
 import numpy as np
 
 from ..electronic.adiabatic import adiabatic_populations
+from ..electronic.propagate import propagate_adiabatic
 from ..ensemble.streams import STREAM_HOP, uniforms
 from ..io.schema import Key
 from .base import Method
@@ -56,6 +64,16 @@ class FSSH(Method):
         self.accepted = np.zeros(n, np.bool_)
         self.frust = np.zeros(n, np.bool_)
 
+    def electronic_step(self, sw, dt):
+        self.P1 = None
+        if self.model.nstates > 2 and self.nsub == 1 and self.correction(sw) is None:
+            E1, V1 = sw.ensure_adiabatic()
+            prev = sw.previous_adiabatic()
+            if prev is not None and V1.dtype == np.float64 and prev[1].dtype == np.float64:
+                self.P1 = propagate_adiabatic(sw.rho, prev[0], prev[1], E1, V1, dt)
+                return
+        super().electronic_step(sw, dt)
+
     def force(self, sw):
         self.surface_force(sw)
 
@@ -70,7 +88,7 @@ class FSSH(Method):
 
     def events(self, sw, dt):
         E, V = sw.ensure_adiabatic()
-        P1 = adiabatic_populations(sw.rho, V)
+        P1 = self.P1 if getattr(self, "P1", None) is not None else adiabatic_populations(sw.rho, V)
         uniforms(sw.keys, sw.step, STREAM_HOP, self.u)
         nhop = choose_hops(self.P, P1, sw.active, self.u, self.target)
         if nhop:

@@ -16,9 +16,15 @@ from pathlib import Path
 from .base import Model
 from .tully import DoubleArch, Tully1, Tully2, Tully3
 from .multidim import ConicalIntersection2D, SpinBoson
+from .lvc import LVC
+from .exciton import FMO, Holstein
+from .subotnik import Subotnik2D, SubotnikS, SubotnikX
+from .shin_metiu import ShinMetiu
 
 BUILTIN = {cls.name: cls for cls in (Tully1, Tully2, Tully3, DoubleArch,
                                      ConicalIntersection2D, SpinBoson)}
+BUILTIN.update({cls.name: cls for cls in (LVC, Holstein, FMO, SubotnikX, SubotnikS, Subotnik2D,
+                                          ShinMetiu)})
 
 __all__ = ["Model", "BUILTIN", "ModelError", "build_model", "load_user_model", "model_fingerprint",
            "user_frame"]
@@ -86,11 +92,13 @@ def load_user_model(file, cls_name, base_dir=None):
 def build_model(section: dict, base_dir=None) -> Model:
     """Build a model from a deck's ``[model]`` section (already type-checked).
 
-    Keys: ``name`` (a built-in) or ``file`` + ``class`` (a user model), optional ``mass`` and
-    any of the model's declared parameters.
+    Keys: ``name`` (a built-in) or ``file`` + ``class`` (a user model), optional ``mass``,
+    ``parameter_file`` (models that read one, e.g. ``lvc``; relative to ``base_dir``) and any of
+    the model's declared parameters.
     """
     section = dict(section)
     name = section.pop("name", None)
+    pfile = section.pop("parameter_file", None)
     file = section.pop("file", None)
     cls_name = section.pop("class", None)
     if file is not None:
@@ -105,6 +113,16 @@ def build_model(section: dict, base_dir=None) -> Model:
     else:
         raise ValueError("[model] needs name (a built-in: " + ", ".join(sorted(BUILTIN))
                          + ") or file + class (your own model)")
+    if pfile is not None:
+        if not getattr(cls, "accepts_parameter_file", False):
+            raise ValueError(f"[model] parameter_file: model '{cls.name}' reads no parameter file "
+                             "(models that do: " + ", ".join(
+                                 sorted(n for n, c in BUILTIN.items()
+                                        if getattr(c, "accepts_parameter_file", False))) + ")")
+        p = Path(pfile)
+        if not p.is_absolute() and base_dir is not None:
+            p = Path(base_dir) / p
+        section["parameter_file"] = str(p)
     mass = section.pop("mass", None)
     try:
         model = cls(**section)
@@ -128,9 +146,10 @@ def build_model(section: dict, base_dir=None) -> Model:
 
 
 def model_fingerprint(model):
-    """``{"model_file": path, "model_sha256": hex}`` of a user model's source file (empty strings
-    for the built-ins, whose source is part of the installed mqcd version)."""
-    path = getattr(model, "source_path", None)
+    """``{"model_file": path, "model_sha256": hex}`` of a user model's source file, or of the
+    parameter file of a built-in that reads one (``lvc``, ``holstein``); empty strings for the
+    other built-ins, whose source is part of the installed mqcd version."""
+    path = getattr(model, "source_path", None) or getattr(model, "parameter_file", None) or None
     if path is None:
         return {"model_file": "", "model_sha256": ""}
     try:
