@@ -318,6 +318,7 @@ def _bare_scale(f, group, dim, n):
     in ``group``."""
     ds = f.create_dataset(f"{group}/{dim}" if group else dim, shape=(n,), dtype="f4")
     ds.make_scale("This is a netCDF dimension but not a netCDF variable.")
+    ds.attrs["units"] = "1"              # for readers that expect units on every dataset
     return ds
 
 
