@@ -16,7 +16,7 @@ import numpy as np
 from ._version import __version__
 from .analysis.observables import UNITS, Recorder, branching
 from .analysis.summary import run_problems
-from .ensemble.initial import initial_swarm
+from .ensemble.initial import initial_conditions, sampling_records, sampling_report
 from .ensemble.swarm import Swarm
 from .io.atomic import probe_folder
 from .io.deck import Deck, DeckError, deck_model, read_deck
@@ -110,7 +110,8 @@ def build_swarm(deck, model, method, comm):
     start, stop = comm.local_range(deck.run["trajectories"])
     index = np.arange(start, stop)
     try:
-        keys, x, p, rho = initial_swarm(deck, model, index)
+        ic = initial_conditions(deck, model, index)
+        keys, x, p, rho = ic.keys, ic.x, ic.p, ic.rho
     except Exception as exc:
         err = _model_error(model, exc, f"at its first evaluation (t = 0, initial positions of "
                            f"trajectories {start}..{stop - 1})")
@@ -124,15 +125,15 @@ def build_swarm(deck, model, method, comm):
     H, dH = model.allocate(index.size)
     model.evaluate_into(x, H, dH)
     sw = Swarm(x=x, p=p, rho=rho, masses=model.masses, keys=keys, index=index, H=H, dH=dH,
-               H_prev=np.empty_like(H), active=np.full(index.size, deck.initial["state"], np.int64),
-               dt=deck.run["dt"])
+               H_prev=np.empty_like(H), active=ic.active, dt=deck.run["dt"], weight=ic.weight)
+    sw.info = ic.report
     method.setup(sw)
     return sw
 
 
 # Per-trajectory Swarm fields (first axis = local trajectory) saved in checkpoints and restricted
 # when trajectories are dropped; H, dH, H_prev are recomputed from x on restart.
-SWARM_ROWS = ("index", "keys", "x", "p", "rho", "active", "F", "E0", "E", "V")
+SWARM_ROWS = ("index", "keys", "x", "p", "rho", "active", "F", "E0", "E", "V", "weight")
 _RECOMPUTED = ("H", "dH", "H_prev")
 NONFINITE_BITS = {"x": 1, "p": 2, "rho": 4}
 
@@ -230,6 +231,8 @@ class _Runner:
         sw.E, sw.V = (None if E is None else E.copy()), (None if V is None else V.copy())
         sw.adiabatic_step = int(attrs["adiabatic_step"])
         sw.E0 = loc.get("swarm/E0")
+        sw.weight = loc.get("swarm/weight")
+        sw.info = sampling_report(self.deck, model)
         self.method.setup(sw)                      # scratch arrays; F, P are overwritten below
         sw.F = loc["swarm/F"]
         sw.E, sw.V, sw.adiabatic_step = E, V, int(attrs["adiabatic_step"])
@@ -530,7 +533,7 @@ class _Runner:
                 "1")     # bit mask: 1 x, 2 p, 4 rho
         weights = method.state_weights(sw)
         if model.scattering:
-            t, r = branching(sw.x[:, 0], weights, comm, self.n_alive)
+            t, r = branching(sw.x[:, 0], weights, comm, self.n_alive, sw.weight)
             res.add("branching/transmission", t, "1")
             res.add("branching/reflection", r, "1")
         from .electronic.adiabatic import to_adiabatic
@@ -543,7 +546,11 @@ class _Runner:
                   "final/state_weights": (weights, "1"),
                   "final/energy_drift": (method.potential_energy(sw) + sw.kinetic_energy()
                                          + method.energy_extra(sw) - sw.E0, "hartree")}
+        if sw.weight is not None:
+            finals["final/weight"] = (sw.weight, "1")
         finals.update(method.final_records(sw, comm))
+        for name, (arr, unit, dims) in sampling_records(getattr(sw, "info", {})).items():
+            res.add(name, arr, unit, dims)   # the same on every rank (computed redundantly)
         for name, (arr, unit) in finals.items():
             arr = comm.gather_rows(arr)
             if comm.is_root:

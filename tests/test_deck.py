@@ -36,7 +36,7 @@ def test_valid_deck_fills_defaults():
     (lambda d: d["method"].update(name="magic"), r"\[method\] name = 'magic'.*allowed: .*'ehrenfest'"),
     (lambda d: d["method"].update(rescale="nac"), r"\[method\] unknown key.*rescale"),
     (lambda d: d["initial"].update(state=2), r"\[initial\] state = 2 is out of range.*0..1"),
-    (lambda d: d["initial"].update(sampling="boltzmann"), r"\[initial\] sampling.*'wigner', 'hydrodynamic', 'fixed'"),
+    (lambda d: d["initial"].update(sampling="microcanonical"), r"\[initial\] sampling.*'wigner', 'hydrodynamic', 'fixed', 'wigner-thermal', 'boltzmann', 'gibbs'"),
     (lambda d: d["initial"].update(position=[0.0, 1.0]), r"\[initial\] position has 2 entries"),
     (lambda d: d["initial"].update(width=[-1.0]), r"\[initial\] width"),
     (lambda d: d.update(physics={}), r"unknown section"),

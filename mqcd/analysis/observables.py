@@ -9,6 +9,8 @@ position and momentum means, the decoherence indicator (ensemble mean of
 sum_{n<m} |rho^ad_nm|^2), the ensemble standard deviations of the adiabatic populations and of the
 indicator over trajectories (``*_std``; the standard error of the mean is std / sqrt(N)), the
 smallest purity Tr(rho^2) and the largest trace error |Tr rho - 1|.
+Trajectories with statistical weights (``Swarm.weight``, e.g. the canonical ensemble over several
+surfaces, ``[initial] sampling = "gibbs"``) enter every mean as sum_i w_i A_i / sum_i w_i.
 """
 import numpy as np
 from numba import njit
@@ -103,10 +105,15 @@ class Recorder:
         rows[:, -3], rows[:, -2], rows[:, -1] = tot, np.abs(de), de
         # second moments of the adiabatic populations and of the indicator (ensemble spread)
         sq = np.concatenate([rows[:, :ns], rows[:, 2 * ns + 2:2 * ns + 3]], axis=1) ** 2
-        sums = self.comm.sum_rows(np.concatenate([rows, sq], axis=1))     # exact sums: rank
+        allr = np.concatenate([rows, sq], axis=1)
+        w = getattr(sw, "weight", None)
+        if w is not None:     # weighted ensemble (e.g. gibbs): sum_i w_i A_i / sum_i w_i
+            allr = np.concatenate([allr * w[:, None], w[:, None]], axis=1)
+        sums = self.comm.sum_rows(allr)                                   # exact sums: rank
         maxs = self.comm.max(np.array([drift, -pmin if sw.ntraj else -np.inf, terr]))
-        s2 = sums[rows.shape[1]:] / self.n                                # independent
-        s = sums[:rows.shape[1]] / self.n
+        norm = self.n if w is None else sums[-1]                          # independent
+        s2 = sums[rows.shape[1]:rows.shape[1] + sq.shape[1]] / norm
+        s = sums[:rows.shape[1]] / norm
         spread = np.sqrt(np.clip(s2 - np.append(s[:ns], s[2 * ns + 2]) ** 2, 0.0, None))
         row = {"time": sw.t,
                "populations/adiabatic": s[:ns], "populations/diabatic": s[ns:2 * ns],
@@ -131,13 +138,21 @@ class Recorder:
         return result
 
 
-def branching(x0, weights, comm, ntraj):
+def branching(x0, weights, comm, ntraj, trajectory_weight=None):
     """Transmitted (x_0 > 0) and reflected (x_0 < 0) probability per adiabatic state.
 
     weights (N, ns): per-trajectory state weights (populations for mean-field methods, the active
     state for surface hopping). A trajectory exactly at x_0 = 0 counts half on each side.
+    trajectory_weight (N,): statistical weights of the trajectories (None: equal); the
+    probabilities are then sum_i w_i (...) / sum_i w_i.
     """
     side = np.where(x0 > 0, 1.0, np.where(x0 < 0, 0.0, 0.5))
-    t = comm.sum_rows(side[:, None] * weights) / ntraj       # exact sums (rank independent)
-    r = comm.sum_rows((1.0 - side)[:, None] * weights) / ntraj
-    return t, r
+    rows = np.concatenate([side[:, None] * weights, (1.0 - side)[:, None] * weights], axis=1)
+    if trajectory_weight is None:
+        s = comm.sum_rows(rows) / ntraj                      # exact sums (rank independent)
+    else:
+        w = np.asarray(trajectory_weight, dtype=np.float64)
+        s = comm.sum_rows(np.concatenate([rows * w[:, None], w[:, None]], axis=1))
+        s = s[:-1] / s[-1]
+    ns = weights.shape[1]
+    return s[:ns], s[ns:]

@@ -12,14 +12,22 @@ p = dS/dx = p0 + c (x - x0) (no momentum spread: each element *is* a piece of th
 trajectory carries the same weight. Deterministic in the global index: independent of the number
 of MPI ranks.
 ``fixed``: every trajectory at (x0, p0).
-The electronic state is the pure adiabatic state ``state`` at each trajectory's own position:
-rho = |state(x)><state(x)| (a projector, so no eigenvector phase enters).
+``wigner-thermal``, ``boltzmann``, ``gibbs``: thermal ensembles at ``[initial] temperature`` or
+``kT`` (harmonic Wigner, classical canonical by MCMC, multi-surface canonical with weights
+q_j = Z_j/Z): mqcd/ensemble/thermal.py.
+The electronic state (mqcd/ensemble/electronic.py): by default the pure adiabatic state ``state``
+at each trajectory's own position, rho = |state(x)><state(x)| (a projector, so no eigenvector
+phase enters); ``basis = "diabatic"``, ``amplitudes`` or ``density_matrix`` give others.
 """
+import warnings
+from dataclasses import dataclass, field
+
 import numpy as np
 import scipy.special
 from scipy.stats import qmc
 
-from ..electronic.adiabatic import eigh, pure_state_density
+from . import thermal
+from .electronic import initial_density
 from .streams import STREAM_INITIAL, normals, trajectory_keys
 
 
@@ -64,13 +72,113 @@ def sample_phase_space(initial, keys, indices=None, ntotal=None, seed=0):
     return x, p
 
 
-def initial_swarm(deck, model, indices):
-    """(keys, x, p, rho) for the global trajectory ``indices``."""
-    keys = trajectory_keys(deck.run["seed"], indices)
-    x, p = sample_phase_space(deck.initial, keys, indices, deck.run["trajectories"],
-                              deck.run["seed"])
+@dataclass
+class InitialConditions:
+    """The initial swarm of this rank: stream keys, positions, momenta, density matrices, the
+    active state of surface hopping, the statistical weights (None: equal) and the sampling
+    report (diagnostics of the thermal samplers, :mod:`mqcd.ensemble.thermal`)."""
+    keys: np.ndarray
+    x: np.ndarray
+    p: np.ndarray
+    rho: np.ndarray
+    active: np.ndarray
+    weight: np.ndarray | None = None
+    report: dict = field(default_factory=dict)
+
+
+THERMAL = ("wigner-thermal", "boltzmann", "gibbs")
+
+
+def initial_conditions(deck, model, indices):
+    """:class:`InitialConditions` for the global trajectory ``indices``: phase space from
+    ``[initial] sampling`` (the thermal kinds in :mod:`mqcd.ensemble.thermal`), the electronic
+    state from ``basis``/``state``/``amplitudes``/``density_matrix``
+    (:mod:`mqcd.ensemble.electronic`)."""
+    ini, seed, ntot = deck.initial, deck.run["seed"], deck.run["trajectories"]
+    keys = trajectory_keys(seed, indices)
+    kind = ini["sampling"]
+    state, weight, report = None, None, {}
+    if kind in THERMAL:
+        kT = thermal.kT_of(ini)
+        report["kT"] = kT
+        if kind == "wigner-thermal":
+            x, p = thermal.wigner_thermal(model, ini, keys, kT)
+        elif kind == "boltzmann":
+            x, p, rep = thermal.boltzmann(model, ini, keys, indices, kT, seed, ntot)
+            report.update(rep)
+        else:
+            x, p, state, weight, ens = thermal.gibbs(model, ini, keys, indices, kT, seed, ntot)
+            report["gibbs"] = ens
+    else:
+        x, p = sample_phase_space(ini, keys, indices, ntot, seed)
     H, dH = model.allocate(len(indices))
     model.evaluate_into(x, H, dH)
-    _, V = eigh(H)
-    rho = pure_state_density(V, deck.initial["state"])
-    return keys, x, p, rho
+    rho, active = initial_density(model, ini, H, keys, state)
+    if np.any(np.asarray(indices) == 0):           # once per run: the rank holding trajectory 0
+        for msg in sampling_warnings(report):
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    return InitialConditions(keys, x, p, rho, active, weight, report)
+
+
+def sampling_report(deck, model):
+    """The sampling report of :func:`initial_conditions` without drawing any trajectory (a
+    restarted run recomputes it, deterministically, for its output)."""
+    ic = initial_conditions(deck, model, np.zeros(0, np.int64)) if \
+        deck.initial["sampling"] in THERMAL else None
+    return ic.report if ic is not None else {}
+
+
+def initial_swarm(deck, model, indices):
+    """(keys, x, p, rho) for the global trajectory ``indices`` (see :func:`initial_conditions`)."""
+    ic = initial_conditions(deck, model, indices)
+    return ic.keys, ic.x, ic.p, ic.rho
+
+
+#: thresholds of the MCMC checks reported as warnings (docs/initial.md)
+ESS_FRACTION_WARN = 0.2
+RHAT_WARN = 1.05
+
+
+def sampling_records(report):
+    """Datasets ``{name: (array, unit, dims)}`` describing the thermal sampling of the run (the
+    same on every rank): ``initial/kT``; for boltzmann the MCMC diagnostics; for gibbs the
+    surfaces, q_j and their standard errors, the trajectory counts and weights, and per-surface
+    diagnostics (one entry per MCMC chain set: ``mcmc_set`` axis)."""
+    out = {}
+    if "kT" in report:
+        out["initial/kT"] = (np.float64(report["kT"]), "hartree", ())
+    keys = ("ess", "samples", "tau_steps", "rhat", "acceptance", "step", "burn_in", "thinning",
+            "chains")
+
+    def diag(infos):
+        for k in keys:
+            out[f"initial/mcmc/{k}"] = (np.array([i[k] for i in infos]), "1", ("mcmc_set",))
+    if "boltzmann" in report:
+        diag([report["boltzmann"]])
+    if "gibbs" in report:
+        ens = report["gibbs"]
+        g = ("gibbs_surface",)
+        out["initial/gibbs_states"] = (np.asarray(ens.states, np.int64), "1", g)
+        out["initial/gibbs_q"] = (ens.q, "1", g)
+        out["initial/gibbs_q_se"] = (ens.q_se, "1", g)
+        out["initial/gibbs_counts"] = (np.asarray(ens.counts, np.int64), "1", g)
+        out["initial/gibbs_weights"] = (ens.weights, "1", g)
+        diag(ens.diagnostics)
+    return out
+
+
+def sampling_warnings(report):
+    """Messages for MCMC diagnostics past their thresholds (low effective sample size, R-hat)."""
+    infos = [report["boltzmann"]] if "boltzmann" in report else (
+        report["gibbs"].diagnostics if "gibbs" in report else [])
+    msgs = []
+    for k, i in enumerate(infos):
+        where = f"MCMC of surface {k}" if len(infos) > 1 else "MCMC"
+        if i["ess"] < ESS_FRACTION_WARN * i["samples"]:
+            msgs.append(f"{where}: effective sample size {i['ess']:.0f} of {i['samples']} kept "
+                        f"samples (autocorrelation time {i['tau_steps']:.1f} steps, thinning "
+                        f"{i['thinning']}): increase [initial] mcmc_thinning")
+        if i["rhat"] > RHAT_WARN:
+            msgs.append(f"{where}: split R-hat {i['rhat']:.3f} > {RHAT_WARN} (chains not mixed): "
+                        "increase [initial] mcmc_burn_in")
+    return msgs

@@ -17,6 +17,7 @@ STREAMS = 16
 STREAM_INITIAL = 0
 STREAM_HOP = 1
 STREAM_DECOHERENCE = 2
+STREAM_ACTIVE = 3          # initial active state of surface hopping for mixed initial states
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

@@ -45,6 +45,7 @@ class Swarm:
     V_prev: np.ndarray = None
     adiabatic_prev_step: int = -1
     weight: np.ndarray = None
+    info: dict = field(default_factory=dict)
 
     @property
     def ntraj(self):

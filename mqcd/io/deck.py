@@ -19,21 +19,63 @@ from .schema import (REQUIRED, DeckError, ErrorList, Key, all_positive, did_you_
                      non_negative, positive, validate_section)
 
 # ----------------------------------------------------------------------------- shared sections
+#: phase-space samplings of a Gaussian wavepacket (need position, momentum, width)
+PACKET_SAMPLINGS = ("wigner", "hydrodynamic", "fixed")
+#: thermal samplings (mqcd/ensemble/thermal.py; need temperature or kT)
+THERMAL_SAMPLINGS = ("wigner-thermal", "boltzmann", "gibbs")
+
 INITIAL = {
-    "position": Key("floats", REQUIRED, "centre of the nuclear wavepacket, one entry per dof", "bohr"),
-    "momentum": Key("floats", REQUIRED, "mean nuclear momentum, one entry per dof", "a.u."),
-    "width": Key("floats", REQUIRED, "standard deviation of the nuclear density |chi|^2 per dof "
-                 "(wavepacket amplitude exp(-(x-x0)^2/(4 width^2)))", "bohr", check=all_positive),
-    "state": Key("int", 0, "initial adiabatic state (0 = lowest), pure electronic state"),
+    "position": Key("floats", [], "centre of the nuclear wavepacket, one entry per dof (required "
+                    "by the wavepacket samplings; for the thermal ones the centre of "
+                    "'wigner-thermal' or the starting point of the MCMC, default: the model's "
+                    "reference geometry)", "bohr"),
+    "momentum": Key("floats", [], "mean nuclear momentum, one entry per dof (required by the "
+                    "wavepacket samplings; default 0 for the thermal ones)", "a.u."),
+    "width": Key("floats", [], "standard deviation of the nuclear density |chi|^2 per dof "
+                 "(wavepacket amplitude exp(-(x-x0)^2/(4 width^2))); wavepacket samplings only "
+                 "(the thermal widths follow from the model and the temperature)", "bohr",
+                 check=all_positive),
+    "state": Key("int", 0, "initial electronic state (0 = lowest) in `basis`, a pure state; the "
+                 "surface sampled by sampling = 'boltzmann'"),
+    "basis": Key("str", "adiabatic", "basis of state, amplitudes and density_matrix: "
+                 "'adiabatic' (eigenstates of H at each trajectory's position, ordered by energy) "
+                 "or 'diabatic' (the model's basis, e.g. a donor state)",
+                 choices=("adiabatic", "diabatic")),
+    "amplitudes": Key("any", [], "coherent initial state sum_n c_n |n> in `basis`: one number "
+                      "or [re, im] pair per state (normalised); instead of state"),
+    "density_matrix": Key("any", [], "mixed or coherent initial state in `basis`: ns rows of ns "
+                          "numbers or [re, im] pairs, Hermitian and positive semi-definite "
+                          "(normalised to trace 1); instead of state"),
     "sampling": Key("str", "wigner", "'wigner': Gaussian Wigner distribution (momentum std = "
                     "1/(2 width)); 'hydrodynamic': fluid elements, positions at the quantiles of "
                     "the initial density (a scrambled Halton set mapped through it in D > 1) with "
                     "the local momentum p = dS/dx = momentum + chirp (x - position), equal weights "
-                    "(qhd's default; docs/ladder.md); 'fixed': every trajectory at the centre",
-                    choices=("wigner", "hydrodynamic", "fixed")),
+                    "(qhd's default; docs/ladder.md); 'fixed': every trajectory at the centre; "
+                    "'wigner-thermal': thermal harmonic Wigner distribution of the model's "
+                    "normal modes; 'boltzmann': classical canonical ensemble on surface `state` "
+                    "(MCMC); 'gibbs': canonical ensemble over several surfaces with weights "
+                    "q_j = Z_j / Z (docs/initial.md)",
+                    choices=PACKET_SAMPLINGS + THERMAL_SAMPLINGS),
     "chirp": Key("floats", [], "linear chirp c of the packet, one entry per dof (empty: 0): "
                  "amplitude phase exp(i c (x - x0)^2 / 2), i.e. the local momentum "
                  "p(x) = momentum + c (x - position); c < 0 focuses the packet", "1/bohr**2"),
+    "temperature": Key("float", None, "temperature of the initial ensemble (thermal samplings; "
+                       "give temperature or kT, not both; 0: ground state)", "kelvin",
+                       check=non_negative),
+    "kT": Key("float", None, "k_B T of the initial ensemble, for models in reduced units "
+              "(instead of temperature)", "hartree", check=non_negative),
+    "mcmc_chains": Key("int", 64, "MCMC chains (boltzmann, gibbs)", check=positive),
+    "mcmc_burn_in": Key("int", 2000, "MCMC steps per chain discarded before sampling (the step "
+                        "size and preconditioner adapt during the first half)", check=non_negative),
+    "mcmc_thinning": Key("int", 20, "MCMC steps between kept samples", check=positive),
+    "mcmc_step": Key("float", 0.0, "MALA step size (relative to the preconditioner); 0: adapted "
+                     "during the burn-in towards acceptance 0.574", check=non_negative),
+    "gibbs_states": Key("ints", [], "surfaces of sampling = 'gibbs' (empty: all states)"),
+    "gibbs_allocation": Key("str", "proportional", "trajectories per surface of 'gibbs': "
+                            "'proportional' to q_j (weights near 1) or 'equal' (weights ~ q_j)",
+                            choices=("proportional", "equal")),
+    "gibbs_samples": Key("int", 20000, "importance-sampling points for the partition functions "
+                         "Z_j of 'gibbs'", check=positive),
 }
 
 RUN = {
@@ -299,15 +341,7 @@ def read_deck(source, *, for_exact=False, overrides=None) -> Deck:
         with errors.check():
             initial = validate_section("initial", raw["initial"], INITIAL)
     if initial is not None and model is not None:
-        if not initial["chirp"]:
-            initial["chirp"] = [0.0] * model.ndof
-        for k in ("position", "momentum", "width", "chirp"):
-            if len(initial[k]) != model.ndof:
-                errors.add(f"[initial] {k} has {len(initial[k])} entries; model '{model.name}' "
-                           f"has {model.ndof} nuclear degree(s) of freedom")
-        if not 0 <= initial["state"] < model.nstates:
-            errors.add(f"[initial] state = {initial['state']} is out of range; model "
-                       f"'{model.name}' has states 0..{model.nstates - 1}")
+        _check_initial(initial, model, errors, for_exact)
 
     run_schema = RUN
     if for_exact:   # the grid reference has no swarm: trajectories is optional there
@@ -352,6 +386,87 @@ def read_deck(source, *, for_exact=False, overrides=None) -> Deck:
                 exact=exact, text=text, path=path)
     deck._model = model
     return deck
+
+
+def _check_initial(initial, model, errors, for_exact):
+    """Cross-key checks of [initial] (sampling kind, temperature, basis, electronic state)."""
+    from ..ensemble import electronic
+    kind = initial["sampling"]
+    thermal_kind = kind in THERMAL_SAMPLINGS
+    if not initial["chirp"] and not thermal_kind:
+        initial["chirp"] = [0.0] * model.ndof
+    for k in ("position", "momentum", "width", "chirp"):
+        if not initial[k]:
+            if not thermal_kind and k != "chirp":
+                errors.add(f"[initial] {k} is required for sampling = '{kind}' (one entry per "
+                           f"dof; model '{model.name}' has {model.ndof})")
+        elif len(initial[k]) != model.ndof:
+            errors.add(f"[initial] {k} has {len(initial[k])} entries; model '{model.name}' "
+                       f"has {model.ndof} nuclear degree(s) of freedom")
+    if initial["temperature"] is not None and initial["kT"] is not None:
+        errors.add("[initial] give temperature (kelvin) or kT (hartree), not both")
+    if thermal_kind:
+        if initial["temperature"] is None and initial["kT"] is None:
+            errors.add(f"[initial] sampling = '{kind}' needs temperature (kelvin) or kT (hartree)")
+        for k in ("width", "chirp"):
+            if initial[k]:
+                errors.add(f"[initial] {k} is not used by sampling = '{kind}' (the thermal "
+                           "distribution follows from the model and the temperature): remove it")
+        if kind == "wigner-thermal" and getattr(model, "harmonic_reference", None) is None:
+            errors.add(f"[initial] sampling = 'wigner-thermal': model '{model.name}' states no "
+                       "harmonic reference (frequencies and geometry); use 'boltzmann', or give "
+                       "the model a harmonic_reference() method (docs/models.md)")
+        if kind in ("boltzmann", "gibbs") and not initial["position"] \
+                and getattr(model, "harmonic_reference", None) is None:
+            errors.add(f"[initial] sampling = '{kind}': give position (the MCMC starts near the "
+                       f"surface minimum found from it; model '{model.name}' states no "
+                       "reference geometry)")
+    ns = model.nstates
+    if not 0 <= initial["state"] < ns:
+        errors.add(f"[initial] state = {initial['state']} is out of range; model "
+                   f"'{model.name}' has states 0..{ns - 1}")
+    if initial["amplitudes"] and initial["density_matrix"]:
+        errors.add("[initial] give amplitudes or density_matrix, not both")
+    for k, parse in (("amplitudes", electronic.parse_amplitudes),
+                     ("density_matrix", electronic.parse_density_matrix)):
+        if initial[k]:
+            try:
+                parse(initial[k], ns)
+            except ValueError as exc:
+                errors.add(str(exc))
+    bad = [s for s in initial["gibbs_states"] if not 0 <= s < ns]
+    if bad or len(set(initial["gibbs_states"])) != len(initial["gibbs_states"]):
+        errors.add(f"[initial] gibbs_states = {initial['gibbs_states']}: distinct states in "
+                   f"0..{ns - 1}")
+    if for_exact:
+        _initial_for_exact(initial, model, errors)
+
+
+def _initial_for_exact(initial, model, errors):
+    """The grid solver starts from one pure Gaussian wavepacket on an adiabatic state: refuse
+    anything else, and turn a wigner-thermal deck at T = 0 (the harmonic ground state, a pure
+    Gaussian) into that packet."""
+    why = []
+    if initial["basis"] != "adiabatic" or initial["amplitudes"] or initial["density_matrix"]:
+        why.append("a pure adiabatic state ([initial] basis = 'adiabatic', no amplitudes or "
+                   "density_matrix)")
+    kind = initial["sampling"]
+    T = initial["temperature"] if initial["temperature"] is not None else initial["kT"]
+    if kind in ("boltzmann", "gibbs") or (kind == "wigner-thermal" and T not in (None, 0)):
+        why.append("a pure nuclear wavepacket (sampling = 'wigner-thermal' only at temperature "
+                   "0, the harmonic ground state; not a thermal mixture)")
+    if why:
+        errors.add("mqcd exact propagates one wavefunction: it needs " + " and ".join(why)
+                   + "; this deck's [initial] describes a mixed or non-adiabatic initial state")
+        return
+    if kind == "wigner-thermal" and getattr(model, "harmonic_reference", None) is not None:
+        from ..ensemble.thermal import harmonic_widths, reference
+        x0, w = reference(model, initial, kind)
+        sx, _ = harmonic_widths(model.masses, w, 0.0)
+        initial["position"] = [float(v) for v in x0]
+        initial["momentum"] = initial["momentum"] or [0.0] * model.ndof
+        initial["width"] = [float(v) for v in sx]
+        initial["chirp"] = [0.0] * model.ndof
 
 
 def deck_model(deck: Deck):

@@ -110,9 +110,14 @@ class FSSH(Method):
         return w
 
     def extra_records(self, sw, comm):
-        counts = np.bincount(sw.active, minlength=self.model.nstates).astype(float)
-        counts = comm.sum(counts)     # over the surviving trajectories (see [run] on_nonfinite)
-        return {"populations/active": (counts / max(counts.sum(), 1.0), "1")}
+        if sw.weight is None:
+            counts = np.bincount(sw.active, minlength=self.model.nstates).astype(float)
+            counts = comm.sum(counts)     # over the surviving trajectories ([run] on_nonfinite)
+            return {"populations/active": (counts / max(counts.sum(), 1.0), "1")}
+        rows = np.zeros((sw.ntraj, self.model.nstates))
+        rows[np.arange(sw.ntraj), sw.active] = sw.weight      # weighted ensemble (gibbs)
+        s = comm.sum_rows(rows)
+        return {"populations/active": (s / max(s.sum(), 1e-300), "1")}
 
     def final_records(self, sw, comm):
         return {"final/active_state": (sw.active.copy(), "1"),

@@ -94,6 +94,12 @@ class ConicalIntersection2D(Model):
             raise ValueError("[model] conical2d: kappa must be nonzero (it places the "
                              "intersection at x = -Delta/kappa)")
 
+    def harmonic_reference(self):
+        """``(x0, omega)``: the Franck-Condon point (the minimum of ``V0``, the origin) and the
+        frequencies ``sqrt(k/M)`` (hartree) of the two modes."""
+        p = self.param_values
+        return np.zeros(2), np.sqrt(np.array([p["kx"], p["ky"]]) / self.masses)
+
     def intersection(self):
         """Position ``(x, y)`` (bohr) of the conical intersection."""
         p = self.param_values
@@ -212,6 +218,12 @@ class SpinBoson(Model):
         # of the softest mode
         self.interaction_radius = float(np.max(np.abs(self.coupling) / self.omega ** 2
                                                + 3.0 / np.sqrt(2.0 * self.omega)))
+
+    def harmonic_reference(self):
+        """``(x0, omega)``: the bath minimum without the system coupling (x = 0) and the mode
+        frequencies (hartree). For a bath equilibrated with one diabat instead (displaced by
+        ``-+ c_j / omega_j^2``), give ``[initial] position``."""
+        return np.zeros(self.ndof), self.omega.copy()
 
     def reorganisation_energy(self):
         """``lambda = sum_j c_j^2 / (2 omega_j^2)`` of the discrete bath (hartree)."""
