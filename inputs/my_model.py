@@ -85,3 +85,41 @@ class MyModelNumba(MyModel):
     """The same model with a numba kernel (filled in place for the whole batch)."""
     kernel = staticmethod(_tanh_crossing)
     evaluate = Model.evaluate   # use the base class's kernel-driven evaluate
+
+
+@njit
+def _chain3(x, p, H, dH):
+    # three states: tanh ramps on the diagonal, Gaussian nearest-neighbour couplings
+    S, B, C, D = p[0], p[1], p[2], p[3]
+    for i in range(x.shape[0]):
+        q = x[i, 0]
+        t = math.tanh(B * q)
+        s2 = B * (1.0 - t * t)
+        v = C * math.exp(-D * q * q)
+        if abs(v) < FLUSH:
+            v = 0.0
+        for a in range(3):
+            for b in range(3):
+                H[i, a, b] = 0.0
+                dH[i, 0, a, b] = 0.0
+        for a in range(3):
+            H[i, a, a] = S * (a - 1) * t
+            dH[i, 0, a, a] = S * (a - 1) * s2
+        for a in range(2):
+            H[i, a, a + 1] = H[i, a + 1, a] = v
+            dH[i, 0, a, a + 1] = dH[i, 0, a + 1, a] = -2.0 * D * q * v
+
+
+class ThreeStateChain(Model):
+    """A three-state model as a numba kernel (the fast path for many states, docs/models.md)."""
+    name = "chain3"
+    nstates = 3
+    ndof = 1
+    mass = 2000.0
+    scattering = True
+    interaction_radius = 10.0
+    parameters = {"S": (0.01, "hartree", "slope of the diabatic ramps (state a: S (a - 1) tanh(B x))"),
+                  "B": (1.0, "1/bohr", "steepness of the ramps"),
+                  "C": (0.005, "hartree", "nearest-neighbour coupling strength"),
+                  "D": (1.0, "1/bohr^2", "coupling range")}
+    kernel = staticmethod(_chain3)

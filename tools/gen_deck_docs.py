@@ -33,7 +33,8 @@ def main():
            "Besides these, any parameter of the chosen model may be set (see docs/models.md):", ""]
     for name, cls in BUILTIN.items():
         ps = ", ".join(f"`{p}` = {v[0]:g} {v[1]}" for p, v in cls.parameters.items()) or "none"
-        out.append(f"- `{name}` ({cls.nstates} states, mass {cls.mass}): {ps}")
+        sizes = getattr(cls, "doc_sizes", None) or f"{cls.nstates} states, mass {cls.mass}"
+        out.append(f"- `{name}` ({sizes}): {ps}")
     out += ["", "## [initial]\n", table(INITIAL), "", "## [method]\n",
             "`name` selects the method; each method declares its own further keys.", ""]
     for name, cls in METHODS.items():

@@ -34,7 +34,10 @@ from numba import njit
 
 from .fastmath import sincos
 
-FM = {"contract"}          # allow fused multiply-add; no reassociation (results are reproducible)
+# No fastmath: without contraction to fused multiply-adds the vectorised and the scalar remainder
+# loops round identically, so a lane's result does not depend on its position in the chunk (MPI
+# equals serial bit for bit).
+FM = False
 _INVF = np.array([1.0 / math.gamma(k + 1.0) for k in range(64)])
 #: a sweep whose largest rotated |a_pq| is below this (relative to ||A||_F) is the last one:
 #: quadratic convergence leaves off-diagonal elements of order its square

@@ -35,7 +35,9 @@ probability ``q_j = Z_j / sum_k Z_k``, ``Z_j = int exp(-V_j(x)/kT) dx`` (the mom
 common to all surfaces and cancels), positions from surface j's canonical density (MALA as above)
 and Maxwell-Boltzmann momenta. ``Z_j`` is estimated by importance sampling from a defensive
 mixture of Gaussians fitted to the chains of all surfaces (variances inflated by 1.5^2), with its
-standard error; ``q_j`` and its standard error follow (delta method). Trajectories are allotted
+standard error (the fits use short pilot chains of 2048 samples per surface; the trajectories'
+positions come from separate chains); ``q_j`` and its standard error follow (delta method).
+Trajectories are allotted
 to the surfaces in contiguous blocks of the global index, ``N_j`` of them (``allocation =
 "proportional"``: ``N_j ~ N q_j`` by largest remainders, at least one per surface with
 ``q_j >= 1e-12``; ``"equal"``: ``N/J`` each), and every trajectory of surface j carries the weight
@@ -68,6 +70,8 @@ TARGET_ACCEPTANCE = 0.574
 SOKAL_C = 5.0
 #: MALA steps of the sampling phase kept for the diagnostics (autocorrelation, R-hat)
 MAX_TRACE = 20000
+#: kept samples of the pilot chains whose Gaussian fits make the importance-sampling proposal
+PILOT_SAMPLES = 2048
 _CHAIN_TAG = 2 ** 32 + 7
 
 
@@ -422,10 +426,11 @@ def gibbs_ensemble(model, initial, kT, seed, ntotal):
     surfaces = [Surface(model, s, initial["basis"]) for s in states]
     x_ref = _start(model, initial)
     mcmc = _mcmc(initial)
-    # chains long enough for the largest possible block; the same chains for any allocation
-    chains = [sample_surface(s, kT, x_ref, int(ntotal), mcmc, seed, k + 1)
-              for k, s in enumerate(surfaces)]
-    Z, Z_se, _ = partition_functions(surfaces, kT, chains, int(initial.get("gibbs_samples", 20000)),
+    # short chains per surface for the importance-sampling proposal of Z_j, then chains as long
+    # as each surface's block of trajectories needs (both from the deck seed)
+    pilot = [sample_surface(s, kT, x_ref, PILOT_SAMPLES, mcmc, seed, 100 + k)
+             for k, s in enumerate(surfaces)]
+    Z, Z_se, _ = partition_functions(surfaces, kT, pilot, int(initial.get("gibbs_samples", 20000)),
                                      _chain_rng(seed, 1000))
     Ztot = Z.sum()
     q = Z / Ztot
@@ -434,6 +439,8 @@ def gibbs_ensemble(model, initial, kT, seed, ntotal):
                    + (Z / Ztot ** 2) ** 2 * (np.sum(Z_se ** 2) - Z_se ** 2))
     counts = allocate(q, int(ntotal), initial.get("gibbs_allocation", "proportional"))
     weights = np.where(counts > 0, q * ntotal / np.maximum(counts, 1), 0.0)
+    chains = [sample_surface(s, kT, x_ref, max(int(c), 1), mcmc, seed, k + 1)
+              for k, (s, c) in enumerate(zip(surfaces, counts))]
     return GibbsEnsemble(states=states, q=q, q_se=q_se, Z=Z, Z_se=Z_se, counts=counts,
                          weights=weights, chains=chains, diagnostics=[c.info for c in chains])
 

@@ -378,6 +378,14 @@ def read_deck(source, *, for_exact=False, overrides=None) -> Deck:
                 method = validate_section("method", {k: v for k, v in mraw.items()
                                                      if k != "name"}, schemas[name])
                 method = {"name": name, **method}
+    if initial is not None and method and initial["sampling"] == "gibbs":
+        from ..methods import METHODS
+        from ..methods.ladder import LadderParts
+        if issubclass(METHODS[method["name"]], LadderParts):
+            errors.add(f"[initial] sampling = 'gibbs' gives the trajectories statistical weights, "
+                       f"which the swarm fields of [method] name = '{method['name']}' do not "
+                       "take (they count every trajectory alike); use 'boltzmann' on one surface, "
+                       "or a method without swarm fields (ehrenfest, fssh)")
     exact = None
     with errors.check():
         exact = validate_section("exact", raw.get("exact", {}), EXACT_KEYS)

@@ -26,6 +26,7 @@ DIMS = {
     "time": _TS, "norm": _TS,
     "populations/adiabatic": ("time", "state"), "populations/diabatic": ("time", "state"),
     "populations/active": ("time", "state"), "populations/adiabatic_std": ("time", "state"),
+    "populations/diabatic_mixed": ("time", "state"),
     "nuclear/position_mean": ("time", "dof"), "nuclear/momentum_mean": ("time", "dof"),
     "diagnostics/force_correction_mean": ("time", "dof"),
     "diagnostics/force_correction_rms": ("time", "dof"),

@@ -19,7 +19,8 @@ from ..ensemble.streams import STREAM_HOP, uniforms
 from ..io.schema import Key
 from .base import Method
 from .decoherence import SCHEMES, scheme_options
-from .hopping import FRUSTRATED, RESCALE, active_energy, active_force, adjust_momenta, choose_hops
+from .hopping import (FRUSTRATED, RESCALE, active_energy, active_force, active_force_rows,
+                      adjust_momenta, choose_hops)
 
 
 class FSSH(Method):
@@ -96,8 +97,8 @@ class FSSH(Method):
                                      self.rescale, self.frustrated, self.accepted, self.frust)
             sw.counters["hops"] += self.accepted
             sw.counters["frustrated"] += self.frust
-            if nacc:
-                self.surface_force(sw)
+            if nacc:                      # the force changes only where a hop was accepted
+                active_force_rows(sw.dH, V, sw.active, sw.F, np.nonzero(self.accepted)[0])
         else:
             self.accepted[:] = False
             self.frust[:] = False
@@ -110,14 +111,26 @@ class FSSH(Method):
         return w
 
     def extra_records(self, sw, comm):
-        if sw.weight is None:
-            counts = np.bincount(sw.active, minlength=self.model.nstates).astype(float)
-            counts = comm.sum(counts)     # over the surviving trajectories ([run] on_nonfinite)
-            return {"populations/active": (counts / max(counts.sum(), 1.0), "1")}
-        rows = np.zeros((sw.ntraj, self.model.nstates))
-        rows[np.arange(sw.ntraj), sw.active] = sw.weight      # weighted ensemble (gibbs)
-        s = comm.sum_rows(rows)
-        return {"populations/active": (s / max(s.sum(), 1e-300), "1")}
+        """``populations/active`` (fraction of trajectories per active adiabatic state) and
+        ``populations/diabatic_mixed``: the diabatic populations of the active states with the
+        coherences of rho, P_d = sum_a |U_da|^2 delta_{a, active} + sum_{a != b} U_da rho_ab U_db^*
+        (method 3 of B. R. Landry, M. J. Falk and J. E. Subotnik, J. Chem. Phys. 139, 211101
+        (2013)); ``populations/diabatic`` is the mean of rho's diabatic diagonal (their method 1)."""
+        ns = self.model.nstates
+        _, V = sw.ensure_adiabatic()
+        n = sw.ntraj
+        act = np.zeros((n, ns))
+        act[np.arange(n), sw.active] = 1.0
+        u2 = np.abs(V) ** 2                                     # |U_da|^2, (n, d, a)
+        P = adiabatic_populations(sw.rho, V)
+        mixed = np.einsum("nda,na->nd", u2, act - P) + np.real(
+            np.einsum("ndd->nd", sw.rho))
+        w = np.ones(n) if sw.weight is None else sw.weight     # weighted ensemble (gibbs)
+        s = comm.sum_rows(np.concatenate([act * w[:, None], mixed * w[:, None], w[:, None]],
+                                         axis=1))
+        tot = max(s[-1], 1e-300)
+        return {"populations/active": (s[:ns] / tot, "1"),
+                "populations/diabatic_mixed": (s[ns:2 * ns] / tot, "1")}
 
     def final_records(self, sw, comm):
         return {"final/active_state": (sw.active.copy(), "1"),

@@ -32,25 +32,43 @@ RESCALE = {"nac": 0, "velocity": 1}
 
 
 @njit(cache=True)
+def _active_force_row(dH, V, active, F, i):
+    D, ns = dH.shape[1], dH.shape[2]
+    a = active[i]
+    if ns == 2:
+        v0 = V[i, 0, a]
+        v1 = V[i, 1, a]
+        w0 = abs(v0) * abs(v0)
+        w1 = abs(v1) * abs(v1)
+        c = 2.0 * np.conj(v1) * v0          # 2 Re(conj(v1) dH10 v0) = Re(c dH10)
+        cr, ci = c.real, c.imag
+        for k in range(D):
+            h = dH[i, k, 1, 0]
+            F[i, k] = -(dH[i, k, 0, 0].real * w0 + dH[i, k, 1, 1].real * w1
+                        + cr * h.real - ci * h.imag)
+        return
+    for k in range(D):
+        acc = 0.0
+        for p in range(ns):
+            vp = np.conj(V[i, p, a])
+            for q in range(ns):
+                acc += (vp * dH[i, k, p, q] * V[i, q, a]).real
+        F[i, k] = -acc
+
+
+@njit(cache=True)
 def active_force(dH, V, active, F):
     """F_k = -<a|d_k H|a> for the active state a of each trajectory (hartree/bohr)."""
-    n, D, ns, _ = dH.shape
-    for i in range(n):
-        a = active[i]
-        if ns == 2:
-            v0 = V[i, 0, a]
-            v1 = V[i, 1, a]
-            for k in range(D):
-                F[i, k] = -(dH[i, k, 0, 0].real * abs(v0) ** 2 + dH[i, k, 1, 1].real * abs(v1) ** 2
-                            + 2.0 * (np.conj(v1) * dH[i, k, 1, 0] * v0).real)
-            continue
-        for k in range(D):
-            acc = 0.0
-            for p in range(ns):
-                vp = np.conj(V[i, p, a])
-                for q in range(ns):
-                    acc += (vp * dH[i, k, p, q] * V[i, q, a]).real
-            F[i, k] = -acc
+    for i in range(dH.shape[0]):
+        _active_force_row(dH, V, active, F, i)
+    return F
+
+
+@njit(cache=True)
+def active_force_rows(dH, V, active, F, rows):
+    """:func:`active_force` for the trajectories ``rows`` only (after hops)."""
+    for i in rows:
+        _active_force_row(dH, V, active, F, i)
     return F
 
 

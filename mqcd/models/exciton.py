@@ -132,6 +132,7 @@ class Holstein(_ExcitonModel):
     """One-dimensional Holstein lattice: ``sites`` sites, hopping ``-J``, one phonon per site."""
     name = "holstein"
     accepts_parameter_file = True
+    doc_sizes = "`sites` states and modes, mass 1"
     parameters = {"sites": (8, "1", "number of sites (= electronic states = phonon modes)"),
                   "J": (1.0, "hartree", "hopping: H_n,n+1 = -J"),
                   "omega": (1.0, "hartree", "phonon frequency (mass-weighted coordinates, mass 1)"),
@@ -195,6 +196,7 @@ FMO_ORIGIN_CM = 12210.0
 class FMO(_ExcitonModel):
     """Seven-site FMO complex with a Debye bath per site (Ishizaki-Fleming parameters)."""
     name = "fmo"
+    doc_sizes = "7 states, 7 `modes` dof, mass 1"
     parameters = {"lambda_cm": (35.0, "cm^-1", "reorganisation energy of each site's bath"),
                   "omega_c_cm": (round(1.0 / (50.0 * FS * CM), 4), "cm^-1", "Debye cut-off omega_c = 1/tau_c (tau_c = 50 fs: "
                                  "106.14 cm^-1)"),

@@ -287,6 +287,7 @@ class LVC(Model):
     parameters: dict = {}
     kernel = staticmethod(_lvc)
     accepts_parameter_file = True
+    doc_sizes = "states, modes and the masses 1/omega from parameter_file"
 
     def __init__(self, parameter_file=None, mass=None, data=None, **params):
         if (parameter_file is None) == (data is None):

@@ -99,6 +99,7 @@ def _shin_metiu(x, p, H, dH):
 class ShinMetiu(Model):
     """Shin-Metiu proton-coupled electron transfer in a fixed grid-derived electronic basis."""
     name = "shin_metiu"
+    doc_sizes = "`nbasis` states, 1 dof, proton mass 1836.15"
     nstates = 12
     ndof = 1
     mass = PROTON_MASS
