@@ -811,8 +811,12 @@ def run_exact_file(deck, output=None, force=False, progress=None):
         The result and the file written.
     """
     from .exact import exact_plan, run_exact
+    from .io.deck import exact_initial_problem
     from .runtime.resources import exact_memory
     deck = _as_deck(deck, for_exact=True)
+    problem = exact_initial_problem(deck.initial)
+    if problem:
+        raise DeckError(problem)
     if output is None:
         stem_exact = deck.path is not None and deck.path.stem.endswith("exact")
         output = deck.output_path("" if deck.output["file"] or stem_exact else "_exact")

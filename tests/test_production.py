@@ -311,11 +311,14 @@ def test_bad_initial_sections_are_refused(lvc3, initial, message):
         read_deck(deck(lvc3, initial))
 
 
-def test_exact_solver_refuses_mixed_or_diabatic_starts(lvc3):
+def test_exact_solver_refuses_mixed_or_diabatic_starts(lvc3, tmp_path):
+    from mqcd.api import run_exact_file
     for ini in ({"sampling": "wigner-thermal", "temperature": 0.0, "basis": "diabatic"},
                 {"sampling": "wigner-thermal", "temperature": 300.0}):
+        read_deck(deck(lvc3, ini), for_exact=True)           # check-model reads it like this
         with pytest.raises(DeckError, match="mqcd exact propagates one wavefunction"):
-            read_deck(deck(lvc3, ini), for_exact=True)
+            run_exact_file(deck(lvc3, ini), tmp_path / "x.h5")
+        assert not (tmp_path / "x.h5").exists()
 
 
 @pytest.mark.skipif(not (Path(sys.executable).parent / "mpiexec").exists(),

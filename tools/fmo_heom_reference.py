@@ -5,28 +5,35 @@
 
 Runs the hierarchical equations of motion of qutip's ``HEOMSolver`` (qutip 5, a separate
 environment: ``pip install qutip``; mqcd does not depend on it) for the electronic Hamiltonian of
-mqcd/models/exciton.py (Adolphs and Renger 2006) with an independent Drude-Lorentz (Debye) bath per
+mqcd/models/exciton.py (Adolphs and Renger 2006; read from that file) with an independent Drude-Lorentz (Debye) bath per
 site, lambda = 35 cm^-1, 1/gamma = 50 fs - the model of A. Ishizaki and G. R. Fleming, Proc. Natl.
 Acad. Sci. USA 106, 17255 (2009) - with ``--nk`` Matsubara terms plus the terminator, hierarchy
 depth ``--depth``. Writes the site populations every 5 fs up to 1 ps as JSON (read by
 tools/fmo_figure.py). Units inside: energies as angular frequencies in rad/fs.
 """
 import argparse
+import ast
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import qutip
 from qutip.solver.heom import DrudeLorentzBath, HEOMSolver
 
-H_CM = np.array([
-    [12410.0, -87.7, 5.5, -5.9, 6.7, -13.7, -9.9],
-    [-87.7, 12530.0, 30.8, 8.2, 0.7, 11.8, 4.3],
-    [5.5, 30.8, 12210.0, -53.5, -2.2, -9.6, 6.0],
-    [-5.9, 8.2, -53.5, 12320.0, -70.7, -17.0, -63.3],
-    [6.7, 0.7, -2.2, -70.7, 12480.0, 81.1, -1.3],
-    [-13.7, 11.8, -9.6, -17.0, 81.1, 12630.0, 39.7],
-    [-9.9, 4.3, 6.0, -63.3, -1.3, 39.7, 12440.0]])
+def fmo_hamiltonian_cm():
+    """The electronic Hamiltonian of mqcd's ``fmo`` model (cm^-1) and its energy origin, read
+    from mqcd/models/exciton.py without importing mqcd (this script runs where qutip is)."""
+    src = (Path(__file__).resolve().parents[1] / "mqcd" / "models" / "exciton.py").read_text()
+    vals = {}
+    for node in ast.parse(src).body:
+        if isinstance(node, ast.Assign) and node.targets[0].id in ("FMO_HAMILTONIAN_CM",
+                                                                 "FMO_ORIGIN_CM"):
+            v = node.value
+            vals[node.targets[0].id] = ast.literal_eval(v.args[0] if isinstance(v, ast.Call) else v)
+    return np.array(vals["FMO_HAMILTONIAN_CM"]), float(vals["FMO_ORIGIN_CM"])
+
+
 CM_TO_RAD_FS = 2.0 * np.pi * 2.99792458e-5          # omega (rad/fs) per wavenumber (cm^-1)
 KB_CM = 0.69503476                                  # k_B in cm^-1 per kelvin
 
@@ -39,7 +46,8 @@ def main():
     ap.add_argument("--t-end", type=float, default=1000.0, help="fs")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
-    H = qutip.Qobj((H_CM - 12210.0 * np.eye(7)) * CM_TO_RAD_FS)
+    h_cm, origin = fmo_hamiltonian_cm()
+    H = qutip.Qobj((h_cm - origin * np.eye(7)) * CM_TO_RAD_FS)
     lam = 35.0 * CM_TO_RAD_FS
     gamma = 1.0 / 50.0
     kT = KB_CM * a.temperature * CM_TO_RAD_FS

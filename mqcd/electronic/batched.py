@@ -95,13 +95,25 @@ def _store_c(dst, t0, nb, re, im):
 # ----------------------------------------------------------------------------- products
 @njit(cache=True, fastmath=FM)
 def _mm(A, B, C, nb, ta, tb, upper):
-    """C = op(A) op(B) lane by lane (op = transpose if ta / tb); ``upper``: only j >= i."""
+    """C = op(A) op(B) lane by lane (op = transpose if ta / tb, at most one of them);
+    ``upper``: only j >= i. A transposed operand is copied first (n^2 per lane against the
+    product's n^3), so that one vectorised kernel serves all cases."""
     if ta:
-        _mm_tn(A, B, C, nb, upper)
+        _mm_nn(_transposed(A, nb), B, C, nb, upper)
     elif tb:
-        _mm_nt(A, B, C, nb, upper)
+        _mm_nn(A, _transposed(B, nb), C, nb, upper)
     else:
         _mm_nn(A, B, C, nb, upper)
+
+
+@njit(cache=True, fastmath=FM)
+def _transposed(A, nb):
+    n = A.shape[0]
+    T = np.empty_like(A)
+    for i in range(n):
+        for j in range(n):
+            T[i, j, :nb] = A[j, i, :nb]
+    return T
 
 
 @njit(cache=True, fastmath=FM)
@@ -117,42 +129,6 @@ def _mm_nn(A, B, C, nb, upper):
             a = A[i, k]
             for j in range(j0, n):
                 b = B[k, j]
-                c = C[i, j]
-                for t in range(nb):
-                    c[t] += a[t] * b[t]
-
-
-@njit(cache=True, fastmath=FM)
-def _mm_tn(A, B, C, nb, upper):
-    n = C.shape[0]
-    for i in range(n):
-        j0 = i if upper else 0
-        for j in range(j0, n):
-            c = C[i, j]
-            for t in range(nb):
-                c[t] = 0.0
-        for k in range(n):
-            a = A[k, i]
-            for j in range(j0, n):
-                b = B[k, j]
-                c = C[i, j]
-                for t in range(nb):
-                    c[t] += a[t] * b[t]
-
-
-@njit(cache=True, fastmath=FM)
-def _mm_nt(A, B, C, nb, upper):
-    n = C.shape[0]
-    for i in range(n):
-        j0 = i if upper else 0
-        for j in range(j0, n):
-            c = C[i, j]
-            for t in range(nb):
-                c[t] = 0.0
-        for k in range(n):
-            a = A[i, k]
-            for j in range(j0, n):
-                b = B[j, k]
                 c = C[i, j]
                 for t in range(nb):
                     c[t] += a[t] * b[t]

@@ -450,10 +450,10 @@ def _check_initial(initial, model, errors, for_exact):
         _initial_for_exact(initial, model, errors)
 
 
-def _initial_for_exact(initial, model, errors):
-    """The grid solver starts from one pure Gaussian wavepacket on an adiabatic state: refuse
-    anything else, and turn a wigner-thermal deck at T = 0 (the harmonic ground state, a pure
-    Gaussian) into that packet."""
+def exact_initial_problem(initial):
+    """Why the grid solver cannot start from this ``[initial]`` ('' if it can): it propagates one
+    pure Gaussian wavepacket on an adiabatic state. Checked by :func:`mqcd.api.run_exact_file`
+    (``mqcd exact``, studies)."""
     why = []
     if initial["basis"] != "adiabatic" or initial["amplitudes"] or initial["density_matrix"]:
         why.append("a pure adiabatic state ([initial] basis = 'adiabatic', no amplitudes or "
@@ -463,10 +463,18 @@ def _initial_for_exact(initial, model, errors):
     if kind in ("boltzmann", "gibbs") or (kind == "wigner-thermal" and T not in (None, 0)):
         why.append("a pure nuclear wavepacket (sampling = 'wigner-thermal' only at temperature "
                    "0, the harmonic ground state; not a thermal mixture)")
-    if why:
-        errors.add("mqcd exact propagates one wavefunction: it needs " + " and ".join(why)
-                   + "; this deck's [initial] describes a mixed or non-adiabatic initial state")
+    if not why:
+        return ""
+    return ("mqcd exact propagates one wavefunction: it needs " + " and ".join(why)
+            + "; this deck's [initial] describes a mixed or non-adiabatic initial state")
+
+
+def _initial_for_exact(initial, model, errors):
+    """A wigner-thermal deck at T = 0 (the harmonic ground state, a pure Gaussian) becomes that
+    packet for the grid solver (position, momentum, width filled in)."""
+    if exact_initial_problem(initial):
         return
+    kind = initial["sampling"]
     if kind == "wigner-thermal" and getattr(model, "harmonic_reference", None) is not None:
         from ..ensemble.thermal import harmonic_widths, reference
         x0, w = reference(model, initial, kind)

@@ -23,7 +23,7 @@ Hamiltonian projected on that basis,
 ``H_ab(R) = sum_i B_ia B_ib V(r_i, R) + (B^T T B)_ab`` (the proton-ion repulsion on the
 diagonal), with the exact analytic ``dH/dR``. Its lowest adiabatic energies agree with the full
 grid's to 1e-6 hartree (states 0-2, |R| <= 9 bohr, nbasis = 12; 3e-9 with nbasis = 16; checked in
-tests/test_models_production.py); the upper adiabats of the truncated basis are not physical but
+tests/test_production.py); the upper adiabats of the truncated basis are not physical but
 lie far above the energies reached. ``nstates = nbasis``; state 0 is the ground state.
 """
 import math
