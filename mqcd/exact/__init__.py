@@ -61,6 +61,23 @@ EXACT_KEYS = {
                            check=non_negative),
     "store_density": Key("bool", True, "write density/n (nt, nx[, ny]) at every output time"),
     "workers": Key("int", 1, "threads for scipy.fft", check=positive),
+    "factorization": Key("bool", False, "write the exact-factorisation budgets per record: "
+                         "energy/kinetic_marginal, energy/geometric (T_geo), "
+                         "energy/born_oppenheimer, the mean force and power of the identities "
+                         "(Li-Requist-Gross), their finite-difference rates rates/*, 2D angular "
+                         "momentum and torque (docs/transfer.md)"),
+    "factorization_fields": Key("bool", False, "with factorization: also write the grid fields "
+                                "exact/fields/* (velocity, rho adiabatic and diabatic, metric, "
+                                "Berry curvature, gauge-invariant TDPES, force fields) every "
+                                "fields_stride-th record"),
+    "fields_stride": Key("int", 1, "write exact/fields/* at every fields_stride-th record",
+                         check=positive),
+    "factorization_upsample": Key("int", 0, "refinement (FFT zero padding) of the grid on which "
+                                  "the factorisation integrals are evaluated (1 = solver grid; "
+                                  "0 = automatic: 4 in 1D, 2 in 2D; docs/transfer.md)",
+                                  check=non_negative),
+    "angular_origin": Key("floats", [], "origin of the angular momentum and torque (2D); empty: "
+                          "the coordinate origin", "bohr"),
 }
 
 from .grid import GridPlan, plan_grid  # noqa: E402

@@ -76,6 +76,14 @@ def run_exact(deck, *, progress=None) -> Result:
     psi = op.initial_state(ini["position"], ini["momentum"], ini["width"], ini["state"],
                            chirp=ini.get("chirp"))
     op.set_dt(dt)
+    fac = None
+    if ex.get("factorization", False):
+        from .transfer import FactorizationRecorder
+        fac = FactorizationRecorder(op, model, ex.get("angular_origin"),
+                                    fields=ex.get("factorization_fields", False),
+                                    upsample=ex.get("factorization_upsample", 0)
+                                    or (4 if op.D == 1 else 2))
+    fac_rows, fac_fields, fac_times = [], [], []
 
     rec = {k: [] for k in ("time", "norm", "pop_dia", "pop_adi", "epot", "ekin", "xmean", "pmean",
                            "coh", "density", "inside", "not_out", "absorbed_adi", "absorbed_dia")}
@@ -96,6 +104,17 @@ def run_exact(deck, *, progress=None) -> Result:
         if ex.get("store_density", True):
             rec["density"].append(o["density"])
         last.update(o)
+        if fac is not None:
+            want = fac.fields and (len(rec["time"]) - 1) % ex.get("fields_stride", 1) == 0
+            r, fl = fac.record(psi, fields=want)
+            r["exact/energy_split_residual"] = (r["energy/kinetic_marginal"]
+                                                + r["energy/geometric"]
+                                                + r["energy/born_oppenheimer"]
+                                                - o["ekin"] - o["epot"])
+            fac_rows.append(r)
+            if want:
+                fac_fields.append(fl)
+                fac_times.append(t)
         if progress is not None:
             progress(t, t_end)
 
@@ -166,6 +185,9 @@ def run_exact(deck, *, progress=None) -> Result:
         res.add("branching/transmission", trans, "1")
         res.add("branching/reflection", refl, "1")
 
+    if fac is not None:
+        _add_factorization(res, fac, fac_rows, fac_fields, fac_times, op)
+
     res.attrs.update(
         method="exact", model=model.name, deck=deck.text, seed=int(run["seed"]),
         mqcd_version=__version__, trajectories=0, nstates=int(model.nstates), ndof=int(model.ndof),
@@ -180,3 +202,34 @@ def run_exact(deck, *, progress=None) -> Result:
         wall_time_s=float(_time.perf_counter() - t_wall),
     )
     return res
+
+
+def _add_factorization(res, fac, rows, fields, times, op):
+    """The exact-factorisation datasets (mqcd/exact/transfer.py) and their finite-difference
+    rates ``rates/*`` (:func:`mqcd.analysis.transfer.time_derivative`)."""
+    from ..analysis.transfer import time_derivative
+    from .transfer import FIELD_UNITS, SCALAR_UNITS
+    dof = {"nuclear/force_mean", "exact/force_continuum", "exact/force_ef_mean"}
+    for name in rows[0]:
+        arr = np.array([r[name] for r in rows])
+        res.add(name, arr, SCALAR_UNITS[name], ("time", "dof") if name in dof else ("time",))
+    t = res["time"]
+    e = "hartree / atomic_unit_of_time"
+    fd = [("rates/momentum", "nuclear/momentum_mean", "hartree / bohr"),
+          ("rates/kinetic", "energy/kinetic", e),
+          ("rates/kinetic_marginal", "energy/kinetic_marginal", e),
+          ("rates/geometric", "energy/geometric", e),
+          ("rates/born_oppenheimer", "energy/born_oppenheimer", e),
+          ("rates/angular_momentum", "nuclear/angular_momentum", "hartree")]
+    for name, src, unit in fd:
+        if src in res:
+            y = res[src]
+            res.add(name, time_derivative(t, y), unit, ("time", "dof") if y.ndim == 2 else ("time",))
+    res.attrs["factorization_upsample"] = int(fac.u)
+    res.attrs["angular_origin"] = [float(v) for v in fac.origin]
+    if fields:
+        res.add("exact/fields/time", np.array(times), "atomic_unit_of_time", ("fields_time",))
+        grid = ("grid_x", "grid_y")[:op.D]
+        for name, (unit, lead) in FIELD_UNITS.items():
+            arr = np.array([f[name] for f in fields])
+            res.add(f"exact/fields/{name}", arr, unit, ("fields_time",) + lead + grid)
