@@ -6,8 +6,8 @@ lowest). Eigenvector phases are arbitrary (whatever the solver returns); nothing
 depends on them, which the phase-randomisation tests check (``randomize_phases``).
 
 Two-state batches use a closed-form solver (no LAPACK call; about 100x cheaper than ``eigh`` for
-2x2). Larger real symmetric batches use the batched Jacobi solver of mqcd/electronic/batched.py
-when a warm start is given (the previous step's eigenvectors: ``eigh(H, E, V, warm_from=V_prev)``,
+2x2). Larger real symmetric batches (up to ``JACOBI_MAX_STATES``) use the batched Jacobi solver
+of mqcd/electronic/batched.py when a warm start is given (the previous step's eigenvectors: ``eigh(H, E, V, warm_from=V_prev)``,
 what :meth:`mqcd.ensemble.swarm.Swarm.ensure_adiabatic` does), otherwise LAPACK through numba's
 ``np.linalg.eigh`` per trajectory (first step, complex Hermitian models). The basis changes and
 adiabatic populations of real many-state batches use the batched kernels too.
@@ -18,6 +18,10 @@ import numpy as np
 from numba import njit
 
 from . import batched
+
+#: largest number of states for which the warm-started batched Jacobi solver is used (measured on
+#: this machine: faster than LAPACK up to about 24 states, slower from 32; docs/performance.md)
+JACOBI_MAX_STATES = 24
 
 
 @njit(cache=True)
@@ -78,8 +82,9 @@ def eigh(H, E=None, V=None, warm_from=None):
         V = np.empty((n, ns, ns), dtype=H.dtype)
     if ns == 2:
         _eigh2(H, E, V)
-    elif (warm_from is not None and H.dtype == np.float64 and V.dtype == np.float64
-          and warm_from.dtype == np.float64 and warm_from.shape == V.shape):
+    elif (warm_from is not None and ns <= JACOBI_MAX_STATES and H.dtype == np.float64
+          and V.dtype == np.float64 and warm_from.dtype == np.float64
+          and warm_from.shape == V.shape):
         if warm_from is not V:
             V[...] = warm_from
         batched.jacobi_eigh(np.ascontiguousarray(H), E, V, True)

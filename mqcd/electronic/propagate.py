@@ -16,7 +16,8 @@ Which path runs (``propagate``):
 * two states: the Bloch-vector form: with H = a0 + a.sigma and rho = (1 + r.sigma)/2,
   i drho/dt = [H, rho] is dr/dt = 2 a x r, a rotation about a by the angle 2|a|dt (Rodrigues'
   formula; no LAPACK call);
-* more states, real symmetric H, no correction G: the batched matrix exponential of
+* more states (up to ``TAYLOR_MAX_STATES``), real symmetric H, no correction G: the batched
+  matrix exponential of
   mqcd/electronic/batched.py (``propagate_taylor``: cos/sin of H tau by Paterson-Stockmeyer, no
   eigensolver) - the same exponential midpoint rule to round-off; Ehrenfest's path;
 * otherwise (complex Hermitian H, or a correction G): one LAPACK eigendecomposition per
@@ -34,6 +35,10 @@ from numba import njit
 
 from . import batched
 from .fastmath import sincos
+
+#: largest number of states for which the batched exponential is used (faster than the LAPACK
+#: path up to at least 32 states on this machine; larger ones are not measured)
+TAYLOR_MAX_STATES = 32
 
 
 @njit(cache=True, inline="always")
@@ -151,7 +156,8 @@ def propagate(rho, H0, H1, dt, nsub=1, G=None):
     if rho.shape[1] == 2:
         rv = rho.reshape(rho.shape[0], 4).view(np.float64)   # no copy: rho is C-contiguous
         _propagate2(rv, H0, H1, G, use_g, float(dt), int(nsub))
-    elif not use_g and H0.dtype == np.float64 and H1.dtype == np.float64:
+    elif (not use_g and rho.shape[1] <= TAYLOR_MAX_STATES and H0.dtype == np.float64
+          and H1.dtype == np.float64):
         batched.propagate_taylor(rho, H0, H1, float(dt), int(nsub))
     else:
         _propagaten(rho, H0, H1, G, use_g, float(dt), int(nsub))
