@@ -87,6 +87,9 @@ class Recorder:
         self.n = ntraj_total
         self.rows = []
         self.extra = {}
+        from .transfer import BUDGET_UNITS, Budget
+        self.budget = Budget(method)          # energy/momentum budgets (mqcd/analysis/transfer.py)
+        self.extra.update(BUDGET_UNITS)
 
     def record(self, sw):
         E, V = sw.ensure_adiabatic()
@@ -105,7 +108,8 @@ class Recorder:
         rows[:, -3], rows[:, -2], rows[:, -1] = tot, np.abs(de), de
         # second moments of the adiabatic populations and of the indicator (ensemble spread)
         sq = np.concatenate([rows[:, :ns], rows[:, 2 * ns + 2:2 * ns + 3]], axis=1) ** 2
-        allr = np.concatenate([rows, sq], axis=1)
+        bud = self.budget.columns(sw)
+        allr = np.concatenate([rows, sq, bud], axis=1)
         w = getattr(sw, "weight", None)
         if w is not None:     # weighted ensemble (e.g. gibbs): sum_i w_i A_i / sum_i w_i
             allr = np.concatenate([allr * w[:, None], w[:, None]], axis=1)
@@ -114,6 +118,8 @@ class Recorder:
         norm = self.n if w is None else sums[-1]                          # independent
         s2 = sums[rows.shape[1]:rows.shape[1] + sq.shape[1]] / norm
         s = sums[:rows.shape[1]] / norm
+        nb = rows.shape[1] + sq.shape[1]
+        b = sums[nb:nb + bud.shape[1]] / norm
         spread = np.sqrt(np.clip(s2 - np.append(s[:ns], s[2 * ns + 2]) ** 2, 0.0, None))
         row = {"time": sw.t,
                "populations/adiabatic": s[:ns], "populations/diabatic": s[ns:2 * ns],
@@ -126,6 +132,7 @@ class Recorder:
                "nuclear/momentum_mean": s[2 * ns + 3 + D:-3],
                "energy/drift_max": maxs[0], "diagnostics/purity_min": -maxs[1],
                "diagnostics/trace_error_max": maxs[2]}
+        row.update(self.budget.values(b))
         for name, (val, unit) in self.method.extra_records(sw, self.comm).items():
             row[name] = val
             self.extra[name] = unit

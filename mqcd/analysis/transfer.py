@@ -137,3 +137,122 @@ def marginal_kinetic(res):
     if "energy/quantum" in res:
         T = T + np.asarray(res["energy/quantum"], float)
     return T
+
+
+# ----------------------------------------------------------------------------- trajectory budgets
+#: the angular momentum is recorded for 2 <= D <= MAX_ANGULAR_DOF (all planes (i, j), i < j)
+MAX_ANGULAR_DOF = 10
+
+BUDGET_UNITS = {
+    "nuclear/force_mean": "hartree / bohr",
+    "energy/power": "hartree / atomic_unit_of_time",
+    "energy/electronic": "hartree",
+    "nuclear/angular_momentum": "electron_mass * bohr ** 2 / atomic_unit_of_time",
+    "nuclear/torque": "hartree",
+    "nuclear/event_impulse": "electron_mass * bohr / atomic_unit_of_time",
+    "energy/event_work": "hartree",
+    "nuclear/event_angular_impulse": "electron_mass * bohr ** 2 / atomic_unit_of_time",
+    "energy/geometric": "hartree",
+}
+BUDGET_DIMS = {"nuclear/force_mean": ("time", "dof"),
+               "nuclear/event_impulse": ("time", "dof"),
+               "nuclear/angular_momentum": ("time", "plane"),
+               "nuclear/torque": ("time", "plane"),
+               "nuclear/event_angular_impulse": ("time", "plane")}
+
+
+def angular_pairs(D):
+    """The planes (i, j), i < j, whose angular momentum ``x_i p_j - x_j p_i`` is recorded (none
+    for D = 1 or D > :data:`MAX_ANGULAR_DOF`); D = 2: the one plane (0, 1)."""
+    if D < 2 or D > MAX_ANGULAR_DOF:
+        return []
+    return [(i, j) for i in range(D) for j in range(i + 1, D)]
+
+
+class Budget:
+    """Per-trajectory columns of the energy, momentum and angular-momentum budget of a swarm
+    (module docstring); the :class:`mqcd.analysis.observables.Recorder` sums them exactly over the
+    trajectories (and MPI ranks) with its other columns.
+
+    ``[output] budgets`` (default true) switches them on, ``angular_origin`` is the origin of L and
+    the torque, and ``geometric = true`` adds the swarm estimate of T_geo for methods that have no
+    metric of their own (Ehrenfest, surface hopping): ``(1/2) sum_k g_kk / M_k`` at the
+    trajectories from the kernel estimator's d rho (mqcd/fields/kernel.py, default bandwidths), a
+    diagnostic that costs one field estimate per record.
+    """
+
+    def __init__(self, method):
+        from ..electronic.propagate import mean_field_energy
+        self._energy = mean_field_energy
+        self.method = method
+        out = getattr(method.deck, "output", {}) or {}
+        self.on = bool(out.get("budgets", True))
+        D = int(method.model.ndof)
+        self.D = D
+        o = out.get("angular_origin", []) or []
+        self.origin = np.zeros(D) if len(o) == 0 else np.asarray(o, dtype=np.float64)
+        if self.origin.size != D:
+            raise ValueError(f"[output] angular_origin has {self.origin.size} entries for "
+                             f"{D} nuclear dof")
+        self.pairs = angular_pairs(D)
+        self.geometric = bool(out.get("geometric", False)) and not hasattr(method, "T_geo") \
+            and not hasattr(method, "_init_fields")
+        self.estimator = None
+        self.names = []
+
+    def _tgeo(self, sw):
+        from ..electronic.geometry import geometry_from_fields
+        if self.estimator is None:
+            from ..fields import build_estimator
+            from ..methods.ladder import FIELD_KEYS
+            opts = {k: v.default for k, v in FIELD_KEYS.items()}
+            self.estimator = build_estimator("kernel", opts, self.method.model, self.method.deck,
+                                             self.method.comm, ("density", "rho"))
+        f = self.estimator.estimate(sw)
+        return geometry_from_fields(f, self.method.model.masses).T_geo
+
+    def columns(self, sw):
+        """(N, K) per-trajectory columns; ``self.names`` lists (name, width) in order."""
+        if not self.on:
+            self.names = []
+            return np.empty((sw.ntraj, 0))
+        m = self.method
+        F = sw.F if m.magnetic is None else sw.F + m.magnetic.force(sw)
+        v = sw.p / sw.masses
+        cols = [F, np.sum(F * v, axis=1)[:, None], self._energy(sw.rho, sw.H)[:, None]]
+        names = [("nuclear/force_mean", self.D), ("energy/power", 1), ("energy/electronic", 1)]
+        if self.pairs:
+            r = sw.x - self.origin
+            L = np.stack([r[:, i] * sw.p[:, j] - r[:, j] * sw.p[:, i] for i, j in self.pairs], 1)
+            xi = 1.0 / np.asarray(sw.masses, dtype=np.float64)
+            tau = np.stack([r[:, i] * F[:, j] - r[:, j] * F[:, i]
+                            + sw.p[:, i] * sw.p[:, j] * (xi[i] - xi[j]) for i, j in self.pairs], 1)
+            cols += [L, tau]
+            names += [("nuclear/angular_momentum", len(self.pairs)),
+                      ("nuclear/torque", len(self.pairs))]
+        if m.books_events:
+            c = sw.counters
+            J = c.get("event_impulse", np.zeros_like(sw.p))
+            cols += [J, c.get("event_work", np.zeros(sw.ntraj))[:, None]]
+            names += [("nuclear/event_impulse", self.D), ("energy/event_work", 1)]
+            if self.pairs:
+                A = c.get("event_angular", np.zeros((sw.ntraj, len(self.pairs)))).copy()
+                for q, (i, j) in enumerate(self.pairs):
+                    A[:, q] -= self.origin[i] * J[:, j] - self.origin[j] * J[:, i]
+                cols.append(A)
+                names.append(("nuclear/event_angular_impulse", len(self.pairs)))
+        if self.geometric:
+            cols.append(np.asarray(self._tgeo(sw))[:, None])
+            names.append(("energy/geometric", 1))
+        self.names = names
+        return np.concatenate(cols, axis=1) if cols else np.empty((sw.ntraj, 0))
+
+    def values(self, s):
+        """{name: ensemble mean} from the summed (and normalised) columns ``s``."""
+        out, k = {}, 0
+        for name, w in self.names:
+            v = s[k:k + w]
+            scalar = w == 1 and (name not in BUDGET_DIMS or BUDGET_DIMS[name][1] == "plane")
+            out[name] = float(v[0]) if scalar else v
+            k += w
+        return out

@@ -112,6 +112,15 @@ OUTPUT = {
     "stride": Key("int", 10, "record ensemble averages every `stride` steps", check=positive),
     "checkpoint_every": Key("int", 0, "write a restart checkpoint every K steps (0 = never)",
                             check=non_negative),
+    "budgets": Key("bool", True, "record the energy, momentum and angular-momentum budgets per "
+                   "record: nuclear/force_mean, energy/power, energy/electronic, (2 <= D <= 10) "
+                   "nuclear/angular_momentum and nuclear/torque, and for surface hopping the event "
+                   "impulse and work (docs/transfer.md)"),
+    "angular_origin": Key("floats", [], "origin of the angular momentum and torque; empty: the "
+                          "coordinate origin", "bohr"),
+    "geometric": Key("bool", False, "Ehrenfest and surface hopping: also record the swarm "
+                     "estimate of T_geo (energy/geometric) from the kernel estimator's d rho, a "
+                     "diagnostic (the ladder rungs record their own T_geo)"),
 }
 
 MODEL_KEYS = {

@@ -2,7 +2,9 @@
 
 A method is a short recipe of shared parts. The step every method takes is
 
-    p += dt/2 F;  x += dt p/M                     (velocity Verlet, first half)
+    p += dt/2 F;  x += dt p/M                     (velocity Verlet, first half; with a magnetic
+                                                   part, magnetic.py, a rotation of p after the
+                                                   kick and before the last one)
     H <- model(x)                                  (one model evaluation per step)
     rho <- U rho U^dagger                          (exact unitary step, H interpolated between the
                                                     step ends, plus the method's correction G)
@@ -19,6 +21,26 @@ import numpy as np
 from ..electronic.propagate import mean_field_energy, mean_field_force, propagate
 
 
+def book_events(sw, p0):
+    """Accumulate the momentum, kinetic-energy and (D >= 2) angular-momentum changes that the
+    events of a step made (p0: momenta before them) in ``sw.counters`` (event_impulse (N, D),
+    event_work (N,), event_angular (N, pairs); checkpointed and restricted with the swarm)."""
+    from ..analysis.transfer import angular_pairs
+    dp = sw.p - p0
+    c = sw.counters
+    if "event_impulse" not in c:
+        c["event_impulse"] = np.zeros_like(sw.p)
+        c["event_work"] = np.zeros(sw.ntraj)
+    c["event_impulse"] += dp
+    c["event_work"] += 0.5 * np.sum((sw.p * sw.p - p0 * p0) / sw.masses, axis=1)
+    pairs = angular_pairs(sw.x.shape[1])
+    if pairs:
+        if "event_angular" not in c:
+            c["event_angular"] = np.zeros((sw.ntraj, len(pairs)))
+        for q, (i, j) in enumerate(pairs):
+            c["event_angular"][:, q] += sw.x[:, i] * dp[:, j] - sw.x[:, j] * dp[:, i]
+
+
 class Method:
     """Base recipe: plain Ehrenfest parts; subclasses override what differs."""
 
@@ -33,6 +55,11 @@ class Method:
         self.model = model
         self.deck = deck
         self.nsub = deck.run["electronic_substeps"]
+        #: the magnetic (Berry-curvature) part, mqcd/methods/magnetic.py (surface hopping sets it)
+        self.magnetic = None
+        #: methods with discontinuous events book their momentum and energy changes
+        #: (nuclear/event_impulse, energy/event_work; mqcd/analysis/transfer.py)
+        self.books_events = type(self).events is not Method.events
 
     # ------------------------------------------------------------------ parts
     def setup(self, sw):
@@ -95,12 +122,25 @@ class Method:
 
     # ------------------------------------------------------------------ the step
     def step(self, sw, dt):
+        mag = self.magnetic
         sw.p += (0.5 * dt) * sw.F
+        if mag is not None:                    # magnetic rotation at x_n (magnetic.py)
+            mag.rotate(sw, 0.5 * dt)
         sw.x += dt * sw.p / sw.masses
         sw.H, sw.H_prev = sw.H_prev, sw.H
         self.model.evaluate_into(sw.x, sw.H, sw.dH)
         sw.step += 1
         self.electronic_step(sw, dt)
         self.force(sw)
+        if mag is not None:                    # ... and at x_{n+1}
+            mag.update(sw)
+            mag.rotate(sw, 0.5 * dt)
         sw.p += (0.5 * dt) * sw.F
+        if not self.books_events:
+            self.events(sw, dt)
+            return
+        p0, a0 = sw.p.copy(), sw.active.copy()
         self.events(sw, dt)
+        book_events(sw, p0)
+        if mag is not None and np.any(sw.active != a0):
+            mag.update(sw)                     # the curvature of the new active states

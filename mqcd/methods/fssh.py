@@ -19,6 +19,7 @@ from ..ensemble.streams import STREAM_HOP, uniforms
 from ..io.schema import Key
 from .base import Method
 from .decoherence import SCHEMES, scheme_options
+from .magnetic import BERRY_KEYS, build_berry_force
 from .hopping import (FRUSTRATED, RESCALE, active_energy, active_force, active_force_rows,
                       adjust_momenta, choose_hops)
 
@@ -34,6 +35,7 @@ class FSSH(Method):
                           choices=tuple(FRUSTRATED)),
         "decoherence": Key("str", "none", "decoherence correction scheme", choices=tuple(SCHEMES)),
         **scheme_options(),
+        **BERRY_KEYS,
     }
 
     def __init__(self, opts, model, deck, comm=None):
@@ -41,9 +43,12 @@ class FSSH(Method):
         self.decoherence = SCHEMES[opts["decoherence"]](opts)
         self.rescale = RESCALE[opts["rescale"]]
         self.frustrated = FRUSTRATED[opts["frustrated"]]
+        self.magnetic = build_berry_force(opts, model)
 
     def setup(self, sw):
         super().setup(sw)
+        if self.magnetic is not None:
+            self.magnetic.update(sw)
         _, V = sw.ensure_adiabatic()
         self.P = adiabatic_populations(sw.rho, V)
         n = sw.ntraj
