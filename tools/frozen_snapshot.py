@@ -52,7 +52,7 @@ def exact_terms(f):
 def estimated_terms(name, x, rho, V, fluid_opts=None):
     if name == "fluid":
         est = FluidFields1D(fluid_opts or FluidOptions())
-        f = est.estimate(x, rho, need=("density", "logn3", "rho2"), V=V)
+        f = est.estimate(x, rho, need=("density", "logn3", "rho2"))
         f.masses = np.array([M])
         geo = geometry_from_fields(f, [M])
         T2 = est.divergence(f, (geo.g / M).transpose(0, 2, 1))[:, 0]

@@ -5,8 +5,9 @@ deviation ``width`` (bohr) per dof: x ~ N(x0, width^2), p ~ N(p0 + c (x - x0), (
 (a.u.; c the chirp, bohr^-2), the minimum-uncertainty packet (hbar = 1) with the chirp's
 position-momentum correlation.
 ``hydrodynamic``: fluid elements (MB, Lagrangian frame): positions distributed as the initial
-density - in 1D the stratified quantiles x_I = x0 + width Phi^-1((I + 1/2) / N) of the global
-trajectory index I, in D > 1 a scrambled Halton set (scipy.stats.qmc, seeded with the deck seed)
+density - in 1D the centroids of N equal-mass cells of the Gaussian (element I, global index, is
+the cell between the quantiles I/N and (I + 1)/N, at x0 + width E[s | cell]; see
+mqcd/fields/fluid.py), in D > 1 a scrambled Halton set (scipy.stats.qmc, seeded with the deck seed)
 mapped through the inverse normal distribution per dof - and the local momentum of the packet,
 p = dS/dx = p0 + c (x - x0) (no momentum spread: each element *is* a piece of the packet). Every
 trajectory carries the same weight. Deterministic in the global index: independent of the number
@@ -63,8 +64,13 @@ def sample_phase_space(initial, keys, indices=None, ntotal=None, seed=0):
     if kind == "hydrodynamic":
         if indices is None or ntotal is None:
             raise ValueError("hydrodynamic sampling needs the global indices and the swarm size")
-        u = fluid_element_quantiles(indices, ntotal, D, seed)
-        x = x0 + w * scipy.special.ndtri(u)
+        if D == 1:
+            # cell centroids of the equal-mass cells of the Gaussian (mqcd/fields/fluid.py)
+            from ..fields.fluid import cell_labels
+            s_elem, _ = cell_labels(np.full(ntotal, 1.0 / ntotal))
+            x = x0 + w * s_elem[np.asarray(indices, dtype=np.int64)][:, None]
+        else:
+            x = x0 + w * scipy.special.ndtri(fluid_element_quantiles(indices, ntotal, D, seed))
         return x, p0 + c * (x - x0)
     g = normals(keys, STREAM_INITIAL, 2 * D, np.empty((n, 2 * D)))
     x = x0 + w * g[:, :D]

@@ -65,6 +65,11 @@ class SwarmEstimator:
         or None when the estimator has none (the method then uses the pointwise form)."""
         return None
 
+    def extra_force(self, sw, f):
+        """A force of the estimator's own (hartree/bohr, (N_local, D)) added to the correction
+        force, or None (the fluid-element estimator damps its grid-scale noise this way)."""
+        return None
+
     def records(self):
         """Diagnostics for the output: {name: (value, units)}."""
         f = self.last

@@ -67,7 +67,7 @@ import numpy as np
 import scipy.special
 from numba import njit, prange
 
-from .estimate import FieldEstimate
+from .estimate import FieldEstimate, pack_hermitian
 
 
 @dataclass
@@ -75,23 +75,21 @@ class FluidOptions:
     """Settings of :class:`FluidFields1D` (see the module docstring).
 
     window : float, default 0.025
-        Width sigma (bohr) of the Gaussian weights exp(-(x_J - x_I)^2 / (2 sigma^2)) of the local
-        fits (module docstring, "Local fits"); widened where fewer than ``degree + 3`` elements lie
-        within ``cut`` widths.
+        Width sigma (bohr) of the Gaussian weights of the local fits (module docstring, "Local
+        fits"); widened where the elements are sparse.
     cut : float, default 4.0
-        The fits use the elements within ``cut * window``.
+        The fits use the sources within ``cut`` widths, where the weights vanish smoothly.
     density_degree : int, default 6
-        Degree of the local fit of x(s) (needs >= 4: ``ln n''' `` uses ``x_ssss``).
+        Degree of the local fit of x(s) (needs >= 4: ``d^3 ln n`` uses ``x_ssss``).
     rho_degree : int, default 4
         Degree of the local fit of rho(s) (>= 2).
-    rho_window : float or None, default None
-        Width of the Gaussian weights of the rho fits (bohr; None: ``window``).
-    max_points : int, default 48
-        Largest number of elements per fit.
-    demodulate : bool, default False
-        Fit the rho field with its coherence phases removed (module docstring).
-    phase_points : int, default 3
-        Neighbours on each side used to fit the local coherence wavenumbers.
+    edge_degree : int, default 2
+        Degree the fits blend to at the ends of the swarm, where the window is one-sided
+        (:func:`_blend_factor`): a full-degree polynomial fitted on one side extrapolates wildly.
+    bin_width : float, default 0.002
+        Sources are the elements averaged over bins of this width in the label s (0: no bins);
+        bins hold several elements only where the swarm is dense (about N / 1000 at the centre
+        of the initial packet), so the cost of a fit stays bounded as N grows.
     project : bool, default True
         Project the rho derivatives onto the tangent space of pure states (pure rho_I only).
     """
@@ -100,10 +98,8 @@ class FluidOptions:
     cut: float = 4.0
     density_degree: int = 6
     rho_degree: int = 4
-    rho_window: float | None = None
-    max_points: int = 48
-    demodulate: bool = False
-    phase_points: int = 3
+    edge_degree: int = 2
+    bin_width: float = 0.002
     project: bool = True
 
     def __post_init__(self):
@@ -113,8 +109,8 @@ class FluidOptions:
             raise ValueError("density_degree must be between 4 and 10")
         if not 2 <= self.rho_degree <= 10:
             raise ValueError("rho_degree must be between 2 and 10")
-        if self.max_points < max(self.density_degree, self.rho_degree) + 3:
-            raise ValueError("max_points must exceed the fit degrees by at least 3")
+        if not 1 <= self.edge_degree < min(self.density_degree, self.rho_degree):
+            raise ValueError("edge_degree must be >= 1 and below the fit degrees")
 
 
 def _legendre_derivatives_at_zero(P):
@@ -141,47 +137,10 @@ def _legendre(t, P, out):
         out[k + 1] = ((2 * k + 1) * t * out[k] - k * out[k - 1]) / (k + 1)
 
 
-@njit(cache=True, inline="always")
-def _window(s, I, W, need):
-    """First and last index of the elements with ``s`` in [s_I - W, s_I + W] (``s`` sorted
-    ascending: the positions or the labels), widened to at least ``need`` elements."""
-    N = np.int64(s.shape[0])
-    I = np.int64(I)
-    lo = np.int64(np.searchsorted(s, s[I] - W))
-    hi = np.int64(np.searchsorted(s, s[I] + W, side="right")) - 1
-    if lo > I:
-        lo = I
-    if hi < I:
-        hi = I
-    while hi - lo + 1 < need:
-        if lo == 0:
-            hi += 1
-        elif hi == N - 1:
-            lo -= 1
-        elif s[I] - s[lo - 1] <= s[hi + 1] - s[I]:
-            lo -= 1
-        else:
-            hi += 1
-    return lo, hi
-
-
-#: the ``need`` nearest elements lie within this many (widened) widths of the target
-SPARSE_WIDTHS = 2.5
-
-
-@njit(cache=True, inline="always")
-def _gauss_window(x, I, sigma, cut, need):
-    """Window and width of the fit around element I (x sorted ascending).
-
-    The width is ``max(sigma, d_need / 2.5)`` with ``d_need`` the distance to the ``need``-th
-    nearest element (a continuous function of the target: sparse regions get wider fits, never
-    fewer than ``need`` elements within 2.5 widths); the window holds the elements within ``cut``
-    widths, where the weight :func:`_weight` vanishes smoothly."""
-    lo, hi = _window(x, I, 0.0, need)
-    d = max(x[I] - x[lo], x[hi] - x[I])
-    sig = max(sigma, d / SPARSE_WIDTHS)
-    lo, hi = _window(x, I, cut * sig, need)
-    return lo, hi, sig
+#: where the sources are sparse the fit width is at least the distance to the
+#: (degree + 3)-th nearest source divided by this (about four local spacings): with fewer
+#: sources per width the discrete fits let through modes near the spacing (aliasing)
+SPARSE_WIDTHS = 1.0
 
 
 @njit(cache=True, inline="always")
@@ -193,18 +152,6 @@ def _weight(d, sig, cut):
         return 0.0
     t = 1.0 - r2
     return math.exp(-0.5 * (d / sig) ** 2) * t * t * t
-
-
-@njit(cache=True, inline="always")
-def _stride(cnt, kmax):
-    """Power-of-two source stride that leaves at most ``kmax`` of ``cnt`` window elements: the
-    sources of every fit are the window's elements on the global lattice J = 0 mod stride. The
-    lattices are nested and fixed in label space, so the fit is a smooth function of the target
-    (a subsample that slides with the target makes the semi-discrete dynamics unstable)."""
-    st = 1
-    while cnt > kmax * st:
-        st *= 2
-    return st
 
 
 @njit(cache=True, inline="always")
@@ -237,207 +184,168 @@ def _cholesky_solve(G, B, P, C):
     return True
 
 
-@njit(parallel=True, cache=True)
-def _fit_positions(s, x, W, cut, deg, kmax, T, out):
-    """out[I, m] = d^m x / ds^m at s_I, m = 1..4 (m = 0 unused): Gaussian-weighted (width W, bohr)
-    local polynomial fit of x(s) in a Legendre basis."""
-    N = s.shape[0]
-    P = deg + 1
-    for I in prange(N):
-        G = np.empty((P, P))
-        B = np.empty((P, 1))
-        L = np.empty(P)
-        lo, hi, sig = _gauss_window(x, I, W, cut, P + 2)
-        cnt = hi - lo + 1
-        st = _stride(cnt, kmax)
-        h = max(s[I] - s[lo], s[hi] - s[I])
-        for a in range(P):
-            B[a, 0] = 0.0
-            for b in range(P):
-                G[a, b] = 0.0
-        for J in range(((lo + st - 1) // st) * st, hi + 1, st):
-            _legendre((s[J] - s[I]) / h, P, L)
-            y = x[J] - x[I]
-            wt = _weight(y, sig, cut)
-            for a in range(P):
-                B[a, 0] += wt * L[a] * y
-                for b in range(a + 1):
-                    G[a, b] += wt * L[a] * L[b]
-        for a in range(P):
-            for b in range(a + 1, P):
-                G[a, b] = G[b, a]
-        if not _cholesky_solve(G, B, P, 1):
-            for m in range(5):
-                out[I, m] = np.nan
-            continue
-        hm = 1.0
-        for m in range(5):
-            v = 0.0
-            for a in range(P):
-                v += B[a, 0] * T[a, m]
-            out[I, m] = v / hm
-            hm *= h
+#: window balance (lighter side's weight over the heavier side's) below which the fit blends
+#: towards its low-degree version, and above which it is the full-degree fit
+BALANCE_LOW, BALANCE_HIGH = 0.1, 0.5
 
 
 @njit(cache=True, inline="always")
-def _basis_block(V, rho, J, out):
-    """out = V^dagger rho_J V (ns x ns)."""
-    ns = V.shape[0]
-    for a in range(ns):
-        for b in range(ns):
-            v = 0j
-            for k in range(ns):
-                for l in range(ns):
-                    v += np.conj(V[k, a]) * rho[J, k, l] * V[l, b]
-            out[a, b] = v
+def _blend_factor(wl, wr):
+    """Smoothstep of the window balance min(wl, wr) / max(wl, wr): 1 for targets inside the
+    swarm, 0 at its ends, where a full-degree fit would extrapolate from one side."""
+    big = max(wl, wr)
+    if big <= 0.0:
+        return 0.0
+    q = (min(wl, wr) / big - BALANCE_LOW) / (BALANCE_HIGH - BALANCE_LOW)
+    q = min(max(q, 0.0), 1.0)
+    return q * q * (3.0 - 2.0 * q)
+
+
+@njit(cache=True, inline="always")
+def _solve_blended(G, B, P, PL, C, beta, T, h, D):
+    """Derivatives ``D[c, m]`` (m = 0..4, w.r.t. the label) of the fits of the columns of B: the
+    degree P-1 fit blended with weight ``1 - beta`` towards the degree PL-1 fit (the leading
+    Legendre sub-block of the same sums). Returns False if a system is singular."""
+    GL = np.empty((PL, PL))
+    BL = np.empty((PL, C))
+    for a in range(PL):
+        for b in range(PL):
+            GL[a, b] = G[a, b]
+        for c in range(C):
+            BL[a, c] = B[a, c]
+    ok = True
+    if beta > 0.0:
+        ok = _cholesky_solve(G, B, P, C)
+    if beta < 1.0:
+        ok = ok and _cholesky_solve(GL, BL, PL, C)
+    for c in range(C):
+        hm = 1.0
+        for m in range(5):
+            v = 0.0
+            if beta > 0.0:
+                for a in range(P):
+                    v += beta * B[a, c] * T[a, m]
+            if beta < 1.0:
+                for a in range(PL):
+                    v += (1.0 - beta) * BL[a, c] * T[a, m]
+            D[c, m] = v / hm
+            hm *= h
+    return ok
 
 
 @njit(parallel=True, cache=True)
-def _fit_rho(s, x, rho, V, W, cut, deg, kmax, T, demod, nphase, d0, d1, d2, kk):
-    """Fit of the rho field around every element in the fixed basis V[I] (adiabatic basis of
-    element I when ``demod``, else the identity): d0/d1/d2[I] = B, dB/ds, d2B/ds2 of the
-    demodulated field at s_I; kk[I] the local coherence wavenumbers (bohr^-1)."""
-    N, ns, _ = rho.shape
-    P = deg + 1
-    C = ns * ns
-    for I in prange(N):
-        G = np.empty((P, P))
-        Bm = np.empty((P, C))
-        L = np.empty(P)
-        A = np.empty((ns, ns), dtype=np.complex128)
-        BJ = np.empty((ns, ns), dtype=np.complex128)
-        lo, hi, sig = _gauss_window(x, I, W, cut, P + 2)
-        cnt = hi - lo + 1
-        st = _stride(cnt, kmax)
-        h = max(s[I] - s[lo], s[hi] - s[I])
-        VI = V[I]
-        _basis_block(VI, rho, I, A)
-        # local coherence wavenumbers from the nearest neighbours' unwrapped phases
-        for a in range(ns):
-            kk[I, a, a] = 0.0
-        if demod:
-            jl = max(0, I - nphase)
-            jh = min(N - 1, I + nphase)
-            for a in range(ns):
-                for b in range(a + 1, ns):
-                    kk[I, a, b] = 0.0
-                    kk[I, b, a] = 0.0
-                    ref = A[a, b]
-                    if abs(ref) < 1e-7:
-                        continue
-                    # walk outwards from I on both sides, unwrapping the phase step by step
-                    sxx = 0.0
-                    sxp = 0.0
-                    for side in range(2):
-                        prev = 0.0
-                        prevz = ref
-                        rng_ = range(I + 1, jh + 1) if side == 0 else range(I - 1, jl - 1, -1)
-                        for J in rng_:
-                            _basis_block(VI, rho, J, BJ)
-                            z = BJ[a, b]
-                            if abs(z) < 1e-7:
-                                break
-                            dphi = np.angle(z * np.conj(prevz))
-                            prev += dphi
-                            prevz = z
-                            dx = x[J] - x[I]
-                            sxx += dx * dx
-                            sxp += dx * prev
-                    if sxx > 0.0:
-                        kk[I, a, b] = sxp / sxx
-                        kk[I, b, a] = -kk[I, a, b]
-        for a in range(P):
+def _fit_all(st, xt, Yt, ss, xs, Ys, ws, nd, W, cut, Pd, Pr, low, T, out, width):
+    """Local fits at every target from the (binned) sources.
+
+    Targets ``t`` (labels st, positions xt, values Yt (M, C)); sources (ss, xs, Ys (K, C) and
+    weights ws, sorted by position). Column c < nd is fitted with degree Pd - 1, the others with
+    Pr - 1, both Gaussian-weighted (width W, bohr, widened in sparse regions) in a Legendre
+    basis of the label, blended to degree ``low`` towards the ends of the swarm;
+    ``out[t, c, m] = d^m Y_c / ds^m`` at the target (m = 0..4; m = 0 is the fitted value minus
+    the target's own). ``width[t]`` is the width used."""
+    M, C = Yt.shape
+    Pmax = max(Pd, Pr)
+    for t in prange(M):
+        G = np.empty((Pmax, Pmax))
+        Gr = np.empty((Pmax, Pmax))
+        B = np.empty((Pmax, C))
+        L = np.empty(Pmax)
+        Dd = np.empty((nd, 5))
+        Dr = np.empty((max(C - nd, 1), 5))
+        # window on the sources around the target position
+        lo = np.int64(np.searchsorted(xs, xt[t]))
+        hi = lo - 1
+        need = Pmax + 2
+        # widen to the need nearest sources, then to cut * width
+        while hi - lo + 1 < need and (lo > 0 or hi < xs.shape[0] - 1):
+            if lo == 0:
+                hi += 1
+            elif hi == xs.shape[0] - 1:
+                lo -= 1
+            elif xt[t] - xs[lo - 1] <= xs[hi + 1] - xt[t]:
+                lo -= 1
+            else:
+                hi += 1
+        d = max(xt[t] - xs[lo], xs[hi] - xt[t])
+        sig = max(W, d / SPARSE_WIDTHS)
+        width[t] = sig
+        lo = np.int64(np.searchsorted(xs, xt[t] - cut * sig))
+        hi = np.int64(np.searchsorted(xs, xt[t] + cut * sig, side="right")) - 1
+        h = max(st[t] - ss[lo], ss[hi] - st[t], 1e-300)
+        for a in range(Pmax):
             for c in range(C):
-                Bm[a, c] = 0.0
-            for b in range(P):
+                B[a, c] = 0.0
+            for b in range(Pmax):
                 G[a, b] = 0.0
-        for J in range(((lo + st - 1) // st) * st, hi + 1, st):
-            _legendre((s[J] - s[I]) / h, P, L)
-            _basis_block(VI, rho, J, BJ)
-            dx = x[J] - x[I]
-            wt = _weight(dx, sig, cut)
-            q = 0
-            for a in range(ns):
-                for b in range(a, ns):
-                    z = BJ[a, b]
-                    if a != b and demod:
-                        ph = kk[I, a, b] * dx
-                        z = z * complex(math.cos(ph), -math.sin(ph))
-                    zr = wt * (z.real - A[a, b].real)
-                    zi = wt * (z.imag - A[a, b].imag)
-                    for r in range(P):
-                        Bm[r, q] += L[r] * zr
-                        if a != b:
-                            Bm[r, q + 1] += L[r] * zi
-                    q += 1 if a == b else 2
-            for r in range(P):
-                for c2 in range(r + 1):
-                    G[r, c2] += wt * L[r] * L[c2]
-        for r in range(P):
-            for c2 in range(r + 1, P):
-                G[r, c2] = G[c2, r]
-        ok = _cholesky_solve(G, Bm, P, C)
-        q = 0
-        for a in range(ns):
-            for b in range(a, ns):
-                for m in range(3):
-                    vr = 0.0
-                    vi = 0.0
-                    for r in range(P):
-                        vr += Bm[r, q] * T[r, m]
-                        if a != b:
-                            vi += Bm[r, q + 1] * T[r, m]
-                    hm = h ** m
-                    z = complex(vr / hm, vi / hm) if ok else complex(np.nan, np.nan)
-                    if m == 0:
-                        z += A[a, b]
-                        d0[I, a, b] = z
-                        d0[I, b, a] = np.conj(z)
-                    elif m == 1:
-                        d1[I, a, b] = z
-                        d1[I, b, a] = np.conj(z)
-                    else:
-                        d2[I, a, b] = z
-                        d2[I, b, a] = np.conj(z)
-                q += 1 if a == b else 2
+        wl = 0.0
+        wr = 0.0
+        for J in range(lo, hi + 1):
+            dxj = xs[J] - xt[t]
+            wt = ws[J] * _weight(dxj, sig, cut)
+            if wt == 0.0:
+                continue
+            if dxj < 0.0:
+                wl += wt
+            elif dxj > 0.0:
+                wr += wt
+            _legendre((ss[J] - st[t]) / h, Pmax, L)
+            for c in range(C):
+                y = wt * (Ys[J, c] - Yt[t, c])
+                for a in range(Pmax):
+                    B[a, c] += L[a] * y
+            for a in range(Pmax):
+                for b in range(a + 1):
+                    G[a, b] += wt * L[a] * L[b]
+        for a in range(Pmax):
+            for b in range(a + 1, Pmax):
+                G[a, b] = G[b, a]
+            for b in range(Pmax):
+                Gr[a, b] = G[a, b]
+        beta = _blend_factor(wl, wr)
+        Bd = np.empty((Pd, nd))
+        for a in range(Pd):
+            for c in range(nd):
+                Bd[a, c] = B[a, c]
+        ok = _solve_blended(G, Bd, Pd, low + 1, nd, beta, T, h, Dd)
+        for c in range(nd):
+            for m in range(5):
+                out[t, c, m] = Dd[c, m] if ok else np.nan
+        if C > nd:
+            Br = np.empty((Pr, C - nd))
+            for a in range(Pr):
+                for c in range(C - nd):
+                    Br[a, c] = B[a, nd + c]
+            ok = _solve_blended(Gr, Br, Pr, min(low, Pr - 1) + 1, C - nd, beta, T, h, Dr)
+            for c in range(C - nd):
+                for m in range(5):
+                    out[t, nd + c, m] = Dr[c, m] if ok else np.nan
 
 
 @njit(parallel=True, cache=True)
-def _finish_rho(V, xs, xss, d0, d1, d2, kk, drho, d2rho):
-    """x-derivatives of rho (diabatic basis) from the s-fits: undo the demodulation, chain rule
-    ``d/dx = (1/x_s) d/ds``, back from the fixed basis V[I]."""
-    N, ns, _ = d0.shape
+def _rho_derivatives(R, xs1, xs2, ns, drho, d2rho):
+    """x-derivatives of rho (diabatic) from the label derivatives of its packed real components
+    R (N, ns^2, 5): chain rule ``d/dx = (1/x_s) d/ds``; Hermitian by construction."""
+    N = R.shape[0]
+    nu = ns * (ns - 1) // 2
     for I in prange(N):
-        X = np.empty((ns, ns), dtype=np.complex128)
-        Y = np.empty((ns, ns), dtype=np.complex128)
-        T1 = np.empty((ns, ns), dtype=np.complex128)
-        inv = 1.0 / xs[I]
+        inv = 1.0 / xs1[I]
+        k = 0
         for a in range(ns):
-            for b in range(ns):
-                b1 = d1[I, a, b] * inv                                   # dB~/dx
-                b2 = (d2[I, a, b] - b1 * xss[I]) * inv * inv               # d2B~/dx2
-                k = kk[I, a, b]
-                X[a, b] = b1 + 1j * k * d0[I, a, b]
-                Y[a, b] = b2 + 2j * k * b1 - k * k * d0[I, a, b]
-        VI = V[I]
-        for M in range(2):
-            S = X if M == 0 else Y
-            for a in range(ns):
-                for b in range(ns):
-                    v = 0j
-                    for c in range(ns):
-                        v += S[a, c] * np.conj(VI[b, c])
-                    T1[a, b] = v
-            for a in range(ns):
-                for b in range(ns):
-                    v = 0j
-                    for c in range(ns):
-                        v += VI[a, c] * T1[c, b]
-                    S[a, b] = v
+            b1 = R[I, a, 1] * inv
+            b2 = (R[I, a, 2] - b1 * xs2[I]) * inv * inv
+            drho[I, a, a] = b1
+            d2rho[I, a, a] = b2
         for a in range(ns):
-            for b in range(ns):
-                drho[I, a, b] = X[a, b]
-                d2rho[I, a, b] = Y[a, b]
+            for b in range(a + 1, ns):
+                r1 = R[I, ns + k, 1] * inv
+                i1 = R[I, ns + nu + k, 1] * inv
+                r2 = (R[I, ns + k, 2] - r1 * xs2[I]) * inv * inv
+                i2 = (R[I, ns + nu + k, 2] - i1 * xs2[I]) * inv * inv
+                drho[I, a, b] = complex(r1, i1)
+                drho[I, b, a] = complex(r1, -i1)
+                d2rho[I, a, b] = complex(r2, i2)
+                d2rho[I, b, a] = complex(r2, -i2)
+                k += 1
 
 
 @njit(parallel=True, cache=True)
@@ -498,31 +406,89 @@ def _project_pure(r, X, Y, ns):
 
 
 @njit(cache=True)
-def _divergence_sorted(Phi, w, out):
-    """Flux-form d_q Phi on the mass coordinate (Phi (N, C) at the sorted elements, weights w)."""
+def _divergence_sorted(Phi, w, s, s_if, out):
+    """Flux-form ``d_q Phi`` on the cells: ``(Phi(Q_{I+1/2}) - Phi(Q_{I-1/2})) / w_I`` with zero
+    flux beyond the outermost cells. The interface values come from ``Phi = phi(s) Psi``: the
+    smooth ``Psi = Phi / phi(s)`` (``G / x_s``; nearly constant in Gaussian tails, where
+    ``Phi ~ n`` itself is not) is interpolated in the label (cubic Lagrange through the four
+    nearest elements, linear next to the ends) and multiplied by the exact ``phi(s_iface)``."""
     N, C = Phi.shape
+    inv2pi = 1.0 / math.sqrt(2.0 * math.pi)
+    Psi = np.empty((N, C))
+    for I in range(N):
+        ph = inv2pi * math.exp(-0.5 * s[I] * s[I])
+        for c in range(C):
+            Psi[I, c] = Phi[I, c] / ph
     for c in range(C):
         left = 0.0
         for I in range(N):
             if I == N - 1:
                 right = 0.0
-            elif 1 <= I <= N - 3:
-                # interface at q_I + w_I/2 between elements I and I+1: cubic Lagrange in q
-                q0 = -(w[I - 1] + w[I]) * 0.5
-                q1 = 0.0
-                q2 = 0.5 * (w[I] + w[I + 1])
-                q3 = q2 + 0.5 * (w[I + 1] + w[I + 2])
-                t = 0.5 * w[I]
-                l0 = (t - q1) * (t - q2) * (t - q3) / ((q0 - q1) * (q0 - q2) * (q0 - q3))
-                l1 = (t - q0) * (t - q2) * (t - q3) / ((q1 - q0) * (q1 - q2) * (q1 - q3))
-                l2 = (t - q0) * (t - q1) * (t - q3) / ((q2 - q0) * (q2 - q1) * (q2 - q3))
-                l3 = (t - q0) * (t - q1) * (t - q2) / ((q3 - q0) * (q3 - q1) * (q3 - q2))
-                right = l0 * Phi[I - 1, c] + l1 * Phi[I, c] + l2 * Phi[I + 1, c] + l3 * Phi[I + 2, c]
             else:
-                a = w[I + 1] / (w[I] + w[I + 1])
-                right = a * Phi[I, c] + (1.0 - a) * Phi[I + 1, c]
+                t = s_if[I]
+                j0 = I - 1 if (I >= 1 and I <= N - 3) else I
+                npt = 4 if (I >= 1 and I <= N - 3) else 2
+                right = 0.0
+                for a in range(npt):
+                    v = 1.0
+                    for b in range(npt):
+                        if b != a:
+                            v *= (t - s[j0 + b]) / (s[j0 + a] - s[j0 + b])
+                    right += v * Psi[j0 + a, c]
+                right *= inv2pi * math.exp(-0.5 * t * t)
             out[I, c] = (right - left) / w[I]
             left = right
+
+
+def _bin_sources(s, x, Y, w, width):
+    """Weighted means of the sorted elements over the bins ``floor(s / width)`` of the label
+    (width <= 0: every element its own bin): labels, positions, values and summed weights."""
+    if width <= 0:
+        return s, x, Y, w
+    b = np.floor(s / width).astype(np.int64)
+    starts = np.concatenate([[0], np.nonzero(np.diff(b))[0] + 1])
+    if starts.size == s.size:
+        return s, x, Y, w
+    wsum = np.add.reduceat(w, starts)
+    mean = lambda a: np.add.reduceat(w[:, None] * a, starts, axis=0) / wsum[:, None]  # noqa
+    return (np.ascontiguousarray(mean(s[:, None])[:, 0]), np.ascontiguousarray(mean(x[:, None])[:, 0]),
+            np.ascontiguousarray(mean(Y)), np.ascontiguousarray(wsum))
+
+
+def cell_labels(w):
+    """Gaussian labels of the cells of weights ``w`` (sorted, positive): the centroid label of
+    every cell and the labels of the N - 1 interfaces (see :meth:`FluidFields1D.labels`).
+
+    Round-off matters (the fourth derivatives of x(s) are taken): each interface comes from the
+    nearer end of the swarm (``1 - Q`` by subtraction would lose digits near Q = 1), and the
+    centroid uses ``phi(a) - phi(b) = 2 phi(m) exp(-h^2/2) sinh(m h)`` (``m, h`` the cell's
+    midpoint and half-width) instead of the difference of two nearly equal numbers.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    N = w.size
+    if np.all(w == w[0]):
+        lo = np.arange(1, N) / N
+        hi = (N - np.arange(1, N)) / N
+        ww = np.full(N, 1.0 / N)
+    else:
+        ww = w / math.fsum(w)
+        lo = np.cumsum(ww)[:-1]
+        hi = np.cumsum(ww[::-1])[::-1][1:]
+    s_iface = np.where(lo <= 0.5, scipy.special.ndtri(lo), -scipy.special.ndtri(hi))
+    a = np.concatenate([[-np.inf], s_iface])
+    b = np.concatenate([s_iface, [np.inf]])
+    s_elem = np.empty(N)
+    inner = np.isfinite(a) & np.isfinite(b)
+    m, h = 0.5 * (a[inner] + b[inner]), 0.5 * (b[inner] - a[inner])
+    phi_m = np.exp(-0.5 * m * m) / math.sqrt(2.0 * math.pi)
+    s_elem[inner] = 2.0 * phi_m * np.exp(-0.5 * h * h) * np.sinh(m * h) / ww[inner]
+    phi = lambda z: np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)   # noqa: E731
+    if N > 1:
+        s_elem[0] = -phi(b[0]) / ww[0]
+        s_elem[-1] = phi(a[-1]) / ww[-1]
+    else:
+        s_elem[0] = 0.0
+    return s_elem, s_iface
 
 
 class FluidFields1D:
@@ -546,25 +512,22 @@ class FluidFields1D:
         return self._T[P]
 
     def labels(self, w_sorted):
-        """Gaussian labels ``s = Phi^{-1}(q)`` of the sorted elements (cached for fixed weights)."""
+        """Labels of the sorted elements: ``(s_elem (N,), s_iface (N-1,))`` (cached).
+
+        Element I is the cell of the mass coordinate between ``Q_{I-1/2} = sum_{J<I} w_J`` and
+        ``Q_{I+1/2}``; its interfaces have labels ``Phi^{-1}(Q)`` and the element sits at the
+        cell's centroid, whose label is ``E[s | cell] = (phi(a) - phi(b)) / w`` (module
+        docstring, "Cells").
+        """
         c = self._s_cache
         if c is not None and c[0].shape == w_sorted.shape and np.array_equal(c[0], w_sorted):
-            return c[1]
-        N = w_sorted.size
-        if np.all(w_sorted == w_sorted[0]):
-            left = (np.arange(N) + 0.5) / N               # exact mass coordinates
-            right = (N - np.arange(N) - 0.5) / N          # 1 - q, exact near q = 1
-        else:
-            w = w_sorted / math.fsum(w_sorted)
-            left = np.cumsum(w) - 0.5 * w
-            right = np.cumsum(w[::-1])[::-1] - 0.5 * w
-        # the labels' round-off enters the fourth derivatives of x(s): take each half of the
-        # swarm from its own end (1 - q by subtraction would lose digits near q = 1)
-        s = np.where(left <= 0.5, scipy.special.ndtri(left), -scipy.special.ndtri(right))
-        self._s_cache = (w_sorted.copy(), s)
-        return s
+            return c[1], c[2]
+        s_elem, s_iface = cell_labels(w_sorted)
+        self._s_cache = (w_sorted.copy(), s_elem, s_iface)
+        return s_elem, s_iface
 
-    def estimate(self, x, rho=None, weights=None, need=("density", "logn3", "rho2"), V=None):
+    def estimate(self, x, rho=None, weights=None, need=("density", "logn3", "rho2"),
+                 velocity=None):
         """Fields at the elements.
 
         Parameters
@@ -572,7 +535,9 @@ class FluidFields1D:
         x : (N, 1) positions (bohr); rho : (N, ns, ns) complex or None;
         weights : (N,) positive weights (normalised here) or None (equal);
         need : tokens as for :func:`mqcd.fields.estimate_fields`;
-        V : (N, ns, ns) adiabatic eigenvectors at the elements (needed for ``demodulate``).
+        velocity : (N,) element velocities (bohr / a.u. time) or None: with it, the smooth
+            velocity field at the elements (the same local fits) is returned in
+            ``f.extra["velocity_smooth"]`` (used to damp grid-scale noise, :class:`FluidEstimator`).
 
         Returns
         -------
@@ -592,14 +557,30 @@ class FluidFields1D:
         order = np.argsort(x[:, 0], kind="stable")
         xs = np.ascontiguousarray(x[order, 0])
         ws = np.ascontiguousarray(w[order])
-        s = self.labels(ws)
+        s, s_if = self.labels(ws)
         need = set(need)
-        W = float(o.window)
-        Wr = float(o.rho_window if o.rho_window is not None else o.window)
-        P = o.density_degree + 1
-        der = np.empty((N, 5))
-        _fit_positions(s, xs, W, float(o.cut), o.density_degree, int(o.max_points),
-                       self._table(P), der)
+        wants_rho = "rho" in need or "rho2" in need
+        if wants_rho and rho is None:
+            raise ValueError("rho is required for need 'rho'/'rho2'")
+        cols = [xs[:, None]]
+        if velocity is not None:
+            cols.append(np.asarray(velocity, float)[order][:, None])
+        nd = len(cols)
+        if wants_rho:
+            rho = np.asarray(rho, dtype=np.complex128)
+            ns = rho.shape[1]
+            rs = np.ascontiguousarray(rho[order])
+            cols.append(pack_hermitian(rs))
+        Y = np.ascontiguousarray(np.concatenate(cols, axis=1))
+        # sources: the elements averaged over fixed bins of the label (width bin_width in s);
+        # bins never move in label space, so every fit stays a smooth function of its target
+        ss, xsrc, Ysrc, wsrc = _bin_sources(s, xs, Y, ws, o.bin_width)
+        fit = np.empty((N, Y.shape[1], 5))
+        width = np.empty(N)
+        Pd, Pr = o.density_degree + 1, o.rho_degree + 1
+        _fit_all(s, xs, Y, ss, xsrc, Ysrc, wsrc, nd, float(o.window), float(o.cut), Pd, Pr,
+                 int(o.edge_degree), self._table(max(Pd, Pr)), fit, width)
+        der = fit[:, 0]
         x1, x2, x3, x4 = der[:, 1], der[:, 2], der[:, 3], der[:, 4]
         r2 = x2 / x1
         Ls = -s - r2
@@ -611,45 +592,29 @@ class FluidFields1D:
         n = np.exp(-0.5 * s * s) / math.sqrt(2.0 * math.pi) / x1
         inv = np.empty(N, dtype=np.int64)
         inv[order] = np.arange(N)
-        f = FieldEstimate(method="fluid", method_reason="fluid elements (ordered, 1D)")
+        f = FieldEstimate(method="fluid", method_reason=f"fluid elements (ordered, 1D; "
+                          f"{ss.size} label bins)")
         f.n = n[inv]
         f.dlogn = Lx[inv][:, None]
         f.d2logn = Lxx[inv][:, None, None]
         f.d3logn = Lxxx[inv][:, None, None, None]
         f.weights = w
-        f.h_density = np.array([W])
-        if "rho" in need or "rho2" in need:
-            if rho is None:
-                raise ValueError("rho is required for need 'rho'/'rho2'")
-            rho = np.asarray(rho, dtype=np.complex128)
-            ns = rho.shape[1]
-            rs = np.ascontiguousarray(rho[order])
-            if o.demodulate:
-                if V is None:
-                    raise ValueError("demodulate needs the adiabatic eigenvectors V")
-                Vs = np.ascontiguousarray(np.asarray(V, dtype=np.complex128)[order])
-            else:
-                Vs = np.ascontiguousarray(np.broadcast_to(np.eye(ns, dtype=np.complex128),
-                                                          (N, ns, ns)))
-            Pr = o.rho_degree + 1
-            d0 = np.empty((N, ns, ns), np.complex128)
-            d1 = np.empty_like(d0)
-            d2 = np.empty_like(d0)
-            kk = np.zeros((N, ns, ns))
-            _fit_rho(s, xs, rs, Vs, Wr, float(o.cut), o.rho_degree, int(o.max_points),
-                     self._table(Pr), bool(o.demodulate), int(o.phase_points), d0, d1, d2, kk)
+        f.h_density = np.array([float(o.window)])
+        f.h_regression = np.array([float(o.window)])
+        f.extra["fit_width"] = width[inv]
+        if velocity is not None:
+            f.extra["velocity_smooth"] = (Y[:, 1] + fit[:, 1, 0])[inv]
+        if wants_rho:
             drho = np.empty((N, ns, ns), np.complex128)
             d2rho = np.empty((N, ns, ns), np.complex128)
-            _finish_rho(Vs, np.ascontiguousarray(x1), np.ascontiguousarray(x2), d0, d1, d2, kk,
-                        drho, d2rho)
+            _rho_derivatives(np.ascontiguousarray(fit[:, nd:, :]), np.ascontiguousarray(x1),
+                             np.ascontiguousarray(x2), ns, drho, d2rho)
             if o.project:
                 _project_all(rs, drho, d2rho)
             f.rho = np.asarray(rho)
             f.drho = drho[inv][:, None]
             f.d2rho = d2rho[inv][:, None, None] if "rho2" in need else None
-            f.extra["coherence_wavenumber"] = kk[inv]
-            f.h_regression = np.array([Wr])
-        self._order, self._inv, self._ws = order, inv, ws
+        self._order, self._inv, self._ws, self._s, self._s_if = order, inv, ws, s, s_if
         return f
 
     def divergence(self, f, G):
@@ -666,7 +631,7 @@ class FluidFields1D:
         N = G.shape[0]
         Phi = np.ascontiguousarray((f.n[:, None] * G[:, 0, :])[self._order])
         out = np.empty_like(Phi)
-        _divergence_sorted(Phi, self._ws, out)
+        _divergence_sorted(Phi, self._ws, self._s, self._s_if, out)
         return out[self._inv]
 
 
@@ -676,12 +641,11 @@ from .base import SwarmEstimator, local_rows, restrict  # noqa: E402
 
 def fluid_options(opts):
     """:class:`FluidOptions` from a method's deck options (``fluid_*`` keys)."""
-    return FluidOptions(window=opts.get("fluid_window", FluidOptions.window),
-                        density_degree=opts.get("fluid_degree", FluidOptions.density_degree),
-                        rho_degree=opts.get("fluid_rho_degree", FluidOptions.rho_degree),
-                        demodulate=opts.get("fluid_demodulate", FluidOptions.demodulate),
-                        max_points=opts.get("fluid_points", FluidOptions.max_points),
-                        rho_window=opts.get("fluid_rho_window") or None)
+    d = FluidOptions()
+    return FluidOptions(window=opts.get("fluid_window", d.window),
+                        density_degree=opts.get("fluid_degree", d.density_degree),
+                        rho_degree=opts.get("fluid_rho_degree", d.rho_degree),
+                        bin_width=opts.get("fluid_bin", d.bin_width))
 
 
 class FluidEstimator(SwarmEstimator):
@@ -693,6 +657,8 @@ class FluidEstimator(SwarmEstimator):
 
     name = "fluid"
     has_divergence = True
+    #: the combined electronic correction MB(67) is taken in flux form (mqcd/methods/ladder.py)
+    electronic_flux = True
 
     def __init__(self, opts, model, deck, comm, need, conservative=False):
         super().__init__(opts, model, deck, comm, need, conservative)
@@ -700,6 +666,7 @@ class FluidEstimator(SwarmEstimator):
             raise ValueError(f"field_method = 'fluid' is one-dimensional; model '{model.name}' "
                              f"has {model.ndof} nuclear degrees of freedom")
         self.fields = FluidFields1D(fluid_options(opts))
+        self.damping = float(opts.get("fluid_damping", 0.0))
         self._whole = None
 
     def estimate(self, sw, need=None):
@@ -707,17 +674,34 @@ class FluidEstimator(SwarmEstimator):
         comm = self.comm
         x_all = comm.allgather_rows(sw.x)
         wants_rho = any(t.startswith("rho") for t in need)
-        rho_all = V_all = None
-        if wants_rho:
-            rho_all = comm.allgather_rows(sw.rho)
-            if self.fields.opts.demodulate:
-                _, V = sw.ensure_adiabatic()
-                V_all = comm.allgather_rows(np.ascontiguousarray(V, dtype=np.complex128))
-        f = self.fields.estimate(x_all, rho_all, None, need, V=V_all)
+        rho_all = comm.allgather_rows(sw.rho) if wants_rho else None
+        vel = None
+        if self.damping > 0:
+            vel = comm.allgather_rows(np.ascontiguousarray(sw.p[:, 0] / self.masses[0]))
+        f = self.fields.estimate(x_all, rho_all, None, need, velocity=vel)
         f.masses = self.masses
         self.last = f
         self._whole = f
         return restrict(f, local_rows(comm, sw.ntraj))
+
+    def extra_force(self, sw, f):
+        """Damping of the element velocities' grid-scale part (hartree/bohr, (N_local, 1)).
+
+        ``F_I = -gamma M (v_I - v^_I)`` with ``v^`` the smooth velocity field (the same local
+        fits as the fields, :meth:`FluidFields1D.estimate`), minus its swarm mean so that the
+        total momentum is unchanged. Smooth flows (which the fits reproduce) are not damped; the
+        near-spacing modes that the fits let through with a response of either sign (~1e-6 of
+        the physical one, but multiplied by the quantum force's k^4) are, at rate ``gamma``.
+        """
+        if self.damping <= 0:
+            return None
+        vs = self._whole.extra["velocity_smooth"]
+        sl = local_rows(self.comm, sw.ntraj)
+        M = self.masses[0]
+        F = -self.damping * M * (sw.p[:, 0] / M - vs[sl])
+        mean = self.comm.sum_rows(F[:, None])[0] / max(self.comm.sum_rows(
+            np.ones((sw.ntraj, 1)))[0], 1.0)
+        return (F - mean)[:, None]
 
     def divergence(self, f, G):
         comm = self.comm

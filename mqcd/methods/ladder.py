@@ -76,20 +76,24 @@ FIELD_KEYS = {
                            "diagnostics/rho_deviation and diagnostics/drho_error per record: how far "
                            "the trajectories' rho and the estimator's d rho are from the exact "
                            "conditional field at the trajectories"),
-    "fluid_window": Key("float", 0.05, "field_method = 'fluid': half-width of the local fit windows "
-                        "(at least degree + 3 elements per fit)", "bohr", check=positive),
+    "fluid_window": Key("float", 0.025, "field_method = 'fluid': width of the Gaussian weights of "
+                        "the local fits (widened where the elements are sparse; the time step "
+                        "must resolve the quantum dynamics it lets through: docs/theory/fields.md)",
+                        "bohr", check=positive),
     "fluid_degree": Key("int", 6, "field_method = 'fluid': degree of the local fit of the element "
                         "positions against their Gaussian label (density; 4..10)",
                         check=lambda v: None if 4 <= v <= 10 else "must be between 4 and 10"),
     "fluid_rho_degree": Key("int", 4, "field_method = 'fluid': degree of the local fit of rho "
                             "(2..10)", check=lambda v: None if 2 <= v <= 10 else
                             "must be between 2 and 10"),
-    "fluid_points": Key("int", 48, "field_method = 'fluid': largest number of elements per local "
-                        "fit (evenly spread over the window)", check=positive),
-    "fluid_rho_window": Key("float", 0.0, "field_method = 'fluid': Gaussian width of the rho fits "
-                            "(0: fluid_window)", "bohr", check=non_negative),
-    "fluid_demodulate": Key("bool", False, "field_method = 'fluid': fit rho with its local "
-                            "coherence phases removed (docs/theory/fields.md)"),
+    "fluid_bin": Key("float", 0.002, "field_method = 'fluid': the fits' sources are the elements "
+                     "averaged over bins of this width in the Gaussian label (units of the "
+                     "initial packet width; 0: no bins); bounds the cost per fit as N grows",
+                     check=non_negative),
+    "fluid_damping": Key("float", 0.1, "field_method = 'fluid': rate at which the element "
+                         "velocities' grid-scale part (what the local fits do not reproduce) is "
+                         "damped; smooth flows are not affected (docs/theory/fields.md)",
+                         "1/atomic_unit_of_time", check=non_negative),
     "density_scale": Key("float", 1.0, "multiplier of the normal-reference density bandwidth "
                          "(docs/theory/fields.md)", check=positive),
     "regression_scale": Key("float", 1.0, "multiplier of the normal-reference bandwidth of the "
@@ -200,11 +204,26 @@ class LadderParts:
         self.drho = f.drho
         self.last_fields = f
         geo = geometry_from_fields(f, self.model.masses, workspace=self.ws_geometry)
-        G = np.zeros_like(sw.rho)
-        if self.geometric:
-            G += geo.dH_geo
-        if self.quantum_coupling:
-            G += geo.dH_qc
+        # where the estimator cannot resolve the rho field (sparse tails of a fluid-element
+        # swarm) it says so, and the rho-derived corrections are tapered off there
+        rel = f.extra.get("reliability")
+        if rel is not None:
+            geo.g = geo.g * rel[:, None, None]
+            for name in ("T1", "T2"):
+                if getattr(geo, name) is not None:
+                    setattr(geo, name, getattr(geo, name) * rel[:, None])
+        G = None
+        if (self.geometric and self.quantum_coupling and self.div_forces
+                and getattr(self.estimator, "electronic_flux", False)):
+            G = self._combined_correction_flux(f)
+        if G is None:
+            G = np.zeros_like(sw.rho)
+            if self.geometric:
+                G += geo.dH_geo
+            if self.quantum_coupling:
+                G += geo.dH_qc
+        if rel is not None:
+            G *= rel[:, None, None]
         shift = np.zeros(sw.x.shape[1])
         if self.quantum_coupling and self.constrain:
             shift = self._population_shift(sw, G)
@@ -235,6 +254,9 @@ class LadderParts:
                 if self.div_forces:
                     Fq = self.estimator.divergence(f, 0.25 * xi[None, :, None] * f.d2logn)
                 Fc += geo.Fq if Fq is None else Fq
+            Fx = self.estimator.extra_force(sw, f)
+            if Fx is not None:
+                Fc += Fx
         self.F_corr = self.scale * Fc
         self.T_geo = None if geo.T_geo is None else np.array(geo.T_geo)
         if self.quantum_force:
@@ -242,6 +264,24 @@ class LadderParts:
             # mean is <Q>, the quantum potential's contribution to the conserved energy)
             self.E_q = 0.125 * np.sum(xi * f.dlogn ** 2, axis=1)
         return self.F_corr
+
+    def _combined_correction_flux(self, f):
+        """MB(67) in flux form, ``-(1/(2n)) sum_i d_i (n xi^ii d_i rho)``, from the estimator's
+        conservative divergence (hartree, (N, ns, ns) Hermitian): with the zero flux beyond the
+        ends of the swarm (n -> 0) the outermost trajectories get the physical boundary
+        condition instead of a one-sided extrapolation, and the swarm sum of
+        ``n (-i[G, rho])`` conserves the electronic density matrix gamma_el (MB(74))."""
+        drho = f.drho                                        # (N, D, ns, ns)
+        N, D, ns, _ = drho.shape
+        xi = 1.0 / np.asarray(self.model.masses, dtype=np.float64)
+        flux = np.concatenate([(xi[None, :, None, None] * drho.real).reshape(N, D, ns * ns),
+                               (xi[None, :, None, None] * drho.imag).reshape(N, D, ns * ns)],
+                              axis=2)
+        out = self.estimator.divergence(f, flux)
+        if out is None:
+            return None
+        G = -0.5 * (out[:, :ns * ns] + 1j * out[:, ns * ns:]).reshape(N, ns, ns)
+        return 0.5 * (G + np.conj(np.swapaxes(G, 1, 2)))
 
     def _population_shift(self, sw, G):
         """Swarm-constant shift c (D,) of the osmotic velocity (bohr per a.u. of time).
