@@ -184,6 +184,8 @@ def main(argv=None):
 
     from .jellium.cli import add_parser as add_jellium_parser
     add_jellium_parser(sub)       # mqcd jellium run | equilibrium | coefficients (docs/jellium.md)
+    from .conservation.cli import add_parser as add_fields_parser
+    add_fields_parser(sub)        # mqcd fields (docs/conservation_fields.md)
 
     a = p.parse_args(argv)
     if a.version:

@@ -90,6 +90,11 @@ class Recorder:
         from .transfer import BUDGET_UNITS, Budget
         self.budget = Budget(method)          # energy/momentum budgets (mqcd/analysis/transfer.py)
         self.extra.update(BUDGET_UNITS)
+        self.store = None                     # [output] trajectories: mqcd/conservation/store.py
+        deck = getattr(method, "deck", None)
+        if deck is not None and deck.output.get("trajectories"):
+            from ..conservation.store import TrajectoryStore
+            self.store = TrajectoryStore(method.model)
 
     def record(self, sw):
         E, V = sw.ensure_adiabatic()
@@ -137,11 +142,15 @@ class Recorder:
             row[name] = val
             self.extra[name] = unit
         self.rows.append(row)
+        if self.store is not None:
+            self.store.record(sw, self.comm)
 
     def to_result(self, result):
         for name in self.rows[0]:
             result.add(name, np.array([r[name] for r in self.rows]),
                        UNITS.get(name, self.extra.get(name, "")))
+        if self.store is not None:
+            self.store.to_result(result)
         return result
 
 

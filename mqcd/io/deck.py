@@ -118,6 +118,10 @@ OUTPUT = {
                    "impulse and work (docs/transfer.md)"),
     "angular_origin": Key("floats", [], "origin of the angular momentum and torque; empty: the "
                           "coordinate origin", "bohr"),
+    "trajectories": Key("bool", False, "record every trajectory's position, momentum, surface "
+                        "and (many-particle models) per-particle energies at every record, for "
+                        "`mqcd fields` (docs/conservation_fields.md); off by default: it stores "
+                        "N x D numbers per record"),
     "geometric": Key("bool", False, "Ehrenfest and surface hopping: also record the swarm "
                      "estimate of T_geo (energy/geometric) from the kernel estimator's d rho, a "
                      "diagnostic (the ladder rungs record their own T_geo)"),

@@ -3,12 +3,13 @@
 Register a method by adding its class to ``METHODS``; its ``options`` dict declares its
 ``[method]`` deck keys (see mqcd.io.deck.Key).
 """
+from .adiabatic import Adiabatic
 from .base import Method
 from .ehrenfest import Ehrenfest
 from .fssh import FSSH
 from .ladder import LADDER
 
-METHODS = {cls.name: cls for cls in (Ehrenfest, FSSH, *LADDER)}
+METHODS = {cls.name: cls for cls in (Ehrenfest, FSSH, Adiabatic, *LADDER)}
 
 
 def method_schema():

@@ -21,12 +21,14 @@ from .exciton import FMO, Holstein
 from .subotnik import Subotnik2D, SubotnikS, SubotnikX
 from .shin_metiu import ShinMetiu
 from .complex import ComplexCrossing, ConicalIntersection2DComplex, UniformCurvature
+from .pairs import PairBox, PairChain
 
 BUILTIN = {cls.name: cls for cls in (Tully1, Tully2, Tully3, DoubleArch,
                                      ConicalIntersection2D, SpinBoson)}
 BUILTIN.update({cls.name: cls for cls in (LVC, Holstein, FMO, SubotnikX, SubotnikS, Subotnik2D,
                                           ShinMetiu, ComplexCrossing, UniformCurvature,
                                           ConicalIntersection2DComplex)})
+BUILTIN.update({cls.name: cls for cls in (PairChain, PairBox)})   # many-particle (issue 17)
 
 __all__ = ["Model", "BUILTIN", "ModelError", "build_model", "load_user_model", "model_fingerprint",
            "user_frame"]
