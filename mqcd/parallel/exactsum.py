@@ -98,6 +98,10 @@ def accumulate_rows(a, acc):
     return acc
 
 
+#: columns per call of accumulate_rows (its exponent buckets take 16 KiB per column)
+COLUMN_BLOCK = 256
+
+
 def new_accumulator(k):
     return np.zeros((k, WIDTH), dtype=np.int64)
 
@@ -108,7 +112,11 @@ def local_accumulator(a):
     if a.ndim == 1:
         a = a[:, None]
     a = np.ascontiguousarray(a.reshape(a.shape[0], int(np.prod(a.shape[1:]))))
-    return accumulate_rows(a, new_accumulator(a.shape[1]))
+    acc = new_accumulator(a.shape[1])
+    for j0 in range(0, a.shape[1], COLUMN_BLOCK):   # bounded bucket memory for wide rows
+        j1 = min(j0 + COLUMN_BLOCK, a.shape[1])
+        accumulate_rows(np.ascontiguousarray(a[:, j0:j1]), acc[j0:j1])
+    return acc
 
 
 def finalize(acc):
