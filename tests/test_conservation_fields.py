@@ -202,6 +202,10 @@ def test_cli_fields(tmp_path, chain_runs, capsys):
     assert set(info["residuals"]) == {"mass", "momentum", "energy", "virial"}
     assert info["residuals"]["virial"] < 1e-13
     assert info["mass_electron_mass"] == pytest.approx(8 * 50000.0, rel=1e-12)
+    assert main(["fields", str(out), "--grid", "128", "--width", "1.0", "--json",
+                 "--weights", "bar", "--records", "0:5"]) == 0
+    q = json.loads(capsys.readouterr().out)["q"]
+    assert len(q) == 2 and sum(q) == pytest.approx(1.0) and 0 < q[1] < 0.5
     s = fields_from_file(out, 128, 1.0, records="0:5", surface=0)
     assert s.time.size == 5
     # user mistakes: clear messages, exit code 2, nothing computed
@@ -211,3 +215,53 @@ def test_cli_fields(tmp_path, chain_runs, capsys):
     mqcd.run({**deck, "output": {"stride": 1}}, output=plain)
     assert main(["fields", str(plain), "--grid", "128", "--width", "1.0"]) == 2
     assert "trajectories = true" in capsys.readouterr().err
+
+
+def test_bar_on_gaussian_energy_gaps():
+    """Bennett's acceptance ratio on a case with a known answer: u ~ N(mu, s^2) on surface 0
+    implies u ~ N(mu - s^2, s^2) on surface 1 and -ln(Z_1/Z_0) = mu - s^2/2."""
+    from mqcd.conservation.thermo import bar_q
+    rng = np.random.default_rng(4)
+    mu, sd, n = 2.0, 1.5, 200_000
+    q1, df = bar_q(rng.normal(mu, sd, n), rng.normal(mu - sd ** 2, sd, n // 4))
+    assert df == pytest.approx(mu - sd ** 2 / 2, abs=0.02)
+    assert q1 == pytest.approx(1 / (1 + np.exp(mu - sd ** 2 / 2)), rel=0.02)
+
+
+def test_chain_exact_parallel_surfaces_and_virial():
+    """The transfer-integral EOS: parallel surfaces have q_1/q_0 = exp(-gap/kT) and equal
+    pressures; the pressure is kT d ln Z / dL, which must equal the mean virial
+    (N kT - <sum r phi'(r)>)/L of samples of the ring's bond-length distribution."""
+    from mqcd.conservation.thermo import chain_exact
+    kT, gap = 0.003, 0.002
+    par = build_model({**CHAIN, "c12": 0.0, "r2": 4.0, "gap": gap})
+    q, P = chain_exact(par, kT)
+    assert q[1] / q[0] == pytest.approx(np.exp(-gap / kT), rel=1e-9)
+    assert P[1] == pytest.approx(P[0], rel=1e-9)
+    # virial check with an independent route: bond lengths of the ring by rejection-free
+    # Gibbs sampling of consecutive pairs (their sum fixed) on a fine grid
+    m = build_model({**CHAIN, "c12": 0.0})
+    N, L = m.natoms, m.box
+    r = np.linspace(3.5, 5.5, 4001)
+    phi, dphi = m.pair_matrices(r)
+    f, fp = phi[:, 0, 0], dphi[:, 0, 0]
+    rng = np.random.default_rng(0)
+    bonds = np.full(N, L / N)
+    acc = []
+    for sweep in range(3000):
+        for k in range(N):
+            k2 = (k + 1) % N
+            s = bonds[k] + bonds[k2]
+            ok = (r > s - 5.5) & (r < s - 3.5)
+            other = np.interp(s - r[ok], r, f)
+            w = np.exp(-(f[ok] + other - (f[ok] + other).min()) / kT)
+            c = np.cumsum(w)
+            bonds[k] = r[ok][np.searchsorted(c, rng.random() * c[-1])]
+            bonds[k2] = s - bonds[k]
+        if sweep >= 300:
+            acc.append(np.sum(bonds * np.interp(bonds, r, fp)))
+    acc = np.array(acc)
+    virial = (N * kT - acc.mean()) / L
+    blocks = acc[: len(acc) // 30 * 30].reshape(30, -1).mean(axis=1)
+    se = blocks.std(ddof=1) / np.sqrt(30) / L
+    assert abs(chain_exact(m, kT)[1][0] - virial) < 4 * se + 1e-6

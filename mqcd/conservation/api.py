@@ -51,6 +51,38 @@ def load_run(path):
     return res, model
 
 
+WEIGHTS = ("stored", "bar", "equal")
+
+
+def run_weights(res, model, weights=None):
+    """Trajectory weights (ntraj,) of a stored run: ``"stored"`` / None (``final/weight``, or 1),
+    ``"equal"``, ``"bar"`` (``q_j N / N_j`` with ``q_1`` from Bennett's acceptance ratio over
+    every stored configuration of both surfaces, :func:`mqcd.conservation.thermo.bar_q`, at the
+    run's ``initial/kT``), or an array."""
+    ntraj = res["trajectories/position"].shape[1]
+    if weights is None or (isinstance(weights, str) and weights == "stored"):
+        return res["final/weight"] if "final/weight" in res.data else np.ones(ntraj)
+    if isinstance(weights, str) and weights == "equal":
+        return np.ones(ntraj)
+    if isinstance(weights, str) and weights == "bar":
+        from .thermo import bar_q, surface_energies
+        if model.nstates != 2 or "initial/kT" not in res.data:
+            raise ValueError("--weights bar: a two-state run with a temperature ([initial] kT)")
+        X, S = res["trajectories/position"], res["trajectories/surface"]
+        E = surface_energies(model, X.reshape(-1, X.shape[-1])).reshape(X.shape[:2] + (2,))
+        u = (E[..., 1] - E[..., 0]) / float(res["initial/kT"])
+        q1, _ = bar_q(u[S == 0], u[S == 1])
+        q = np.array([1.0 - q1, q1])
+        n = np.bincount(S[0], minlength=2)
+        return q[S[0]] * ntraj / n[S[0]]
+    if isinstance(weights, str):
+        raise ValueError(f"--weights {weights!r}: allowed {', '.join(WEIGHTS)}")
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (ntraj,):
+        raise ValueError(f"weights: {w.shape} for {ntraj} trajectories")
+    return w
+
+
 def fields_from_file(path, ng, width, derivatives="minimum-norm", paths="pairs", records=None,
                      surface=None, weights=None) -> FieldSeries:
     """Ensemble fields of the run stored in ``path``.
@@ -72,8 +104,10 @@ def fields_from_file(path, ng, width, derivatives="minimum-norm", paths="pairs",
         ``"START:STOP[:STEP]"`` of the record axis; all by default.
     surface : int, optional
         Only the trajectories on this adiabatic surface (at the first selected record).
-    weights : array_like, optional
-        Trajectory weights replacing the stored ``final/weight`` (e.g. other q_j).
+    weights : {"stored", "bar", "equal"} or array_like, optional
+        Trajectory weights: the stored ``final/weight`` (default; 1 for unweighted runs),
+        ``"bar"`` (q_j re-estimated from the run's own configurations, :func:`run_weights`),
+        ``"equal"``, or one weight per trajectory.
 
     Returns
     -------
@@ -99,9 +133,7 @@ def fields_from_file(path, ng, width, derivatives="minimum-norm", paths="pairs",
     S = res["trajectories/surface"]
     t = res["trajectories/time"]
     idx = _records(records, X.shape[0])
-    w = res["final/weight"] if weights is None else np.asarray(weights, dtype=float)
-    if w.shape != (X.shape[1],):
-        raise ValueError(f"weights: {w.shape} for {X.shape[1]} trajectories")
+    w = run_weights(res, model, weights)
     select = None
     if surface is not None:
         select = S[idx[0]] == int(surface)
@@ -122,8 +154,8 @@ def fields_from_file(path, ng, width, derivatives="minimum-norm", paths="pairs",
 
 
 def summary(series: FieldSeries, with_residuals=True) -> dict:
-    """Box averages and residuals as plain numbers: ``{"residuals": {...}, "pressure": [...],
-    "temperature": [...], ...}`` (pressure hartree/bohr^dim, kT hartree)."""
+    """Box averages and residuals as plain numbers: ``{"residuals": {...}, "q": [...],
+    "pressure_hartree_per_bohr_dim": ..., ...}`` (means over the records)."""
     grid = series.grid
     vol = grid.box ** grid.dim
     sig = box_stress(series)
@@ -138,6 +170,11 @@ def summary(series: FieldSeries, with_residuals=True) -> dict:
            "pressure_kinetic_hartree_per_bohr_dim": float((kin / (grid.dim * vol)).mean()),
            "mass_electron_mass": float(natoms.mean()),
            "energy_hartree": float((series["E"].sum(axis=-1) * grid.cell_volume).mean())}
+    if series.surfaces is not None and series.weights is not None:
+        s0 = np.asarray(series.surfaces[0])
+        w = np.asarray(series.weights, dtype=float)
+        q = np.bincount(s0, weights=w, minlength=2) / w.sum()
+        out["q"] = [float(v) for v in q]          # surface probabilities used (PSS (5.21))
     if with_residuals:
         out["residuals"] = residuals(series)
     return out

@@ -12,7 +12,8 @@ def _cmd_fields(a):
     if a.output:
         check_writable(Path(a.output), a.force)              # before any compute
     series = fields_from_file(a.file, a.grid, a.width, derivatives=a.derivatives,
-                              paths=a.paths, records=a.records, surface=a.surface)
+                              paths=a.paths, records=a.records, surface=a.surface,
+                              weights=a.weights)
     info = summary(series, with_residuals=not a.no_residuals)
     if a.output:
         write_fields(Path(a.output), series, force=a.force)
@@ -57,6 +58,10 @@ def add_parser(sub):
     f.add_argument("--records", metavar="START:STOP[:STEP]",
                    help="records to use (Python slice; default all; the balance residuals need "
                    "5 or more equally spaced ones)")
+    f.add_argument("--weights", default="stored", choices=("stored", "bar", "equal"),
+                   help="trajectory weights: the run's final/weight (default), 'bar' (q_j "
+                   "re-estimated from the run's configurations by Bennett's acceptance ratio: "
+                   "use it for many-particle gibbs runs, docs/conservation_fields.md), 'equal'")
     f.add_argument("--surface", type=int, help="only the trajectories on this adiabatic surface")
     f.add_argument("-o", "--output", metavar="FIELDS.h5", help="write the fields to HDF5")
     f.add_argument("--force", action="store_true", help="overwrite --output")

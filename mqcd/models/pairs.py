@@ -94,30 +94,39 @@ def _min_image(d, box):
 
 
 @njit(cache=True)
+def _add_pair(xrow, dim, box, rc2, i, j, ii, jj, dd, npair):
+    """Append pair (i, j) if closer than sqrt(rc2) (minimum image); the new count, or -1 when
+    the buffers are full."""
+    r2 = 0.0
+    for a in range(dim):
+        d = _min_image(xrow[i * dim + a] - xrow[j * dim + a], box)
+        r2 += d * d
+    if r2 >= rc2:
+        return npair
+    if npair >= ii.size:
+        return -1
+    ii[npair] = i
+    jj[npair] = j
+    for a in range(dim):
+        dd[npair, a] = _min_image(xrow[i * dim + a] - xrow[j * dim + a], box)
+    return npair + 1
+
+
+@njit(cache=True)
 def find_pairs(xrow, dim, box, rc, ii, jj, dd):
     """Pairs (i < j) closer than ``rc`` (minimum image) of one configuration ``xrow`` (N*dim,):
     indices into ``ii``, ``jj`` and separation vectors ``d = x_i - x_j`` into ``dd`` (rows).
     Returns the number of pairs, or -1 when the buffers are too small."""
     N = xrow.size // dim
-    cap = ii.size
     rc2 = rc * rc
     nc = int(box // rc)
     npair = 0
     if nc < 3:                                           # all pairs, minimum image
         for i in range(N):
             for j in range(i + 1, N):
-                r2 = 0.0
-                for a in range(dim):
-                    d = _min_image(xrow[i * dim + a] - xrow[j * dim + a], box)
-                    r2 += d * d
-                if r2 < rc2:
-                    if npair >= cap:
-                        return -1
-                    ii[npair] = i
-                    jj[npair] = j
-                    for a in range(dim):
-                        dd[npair, a] = _min_image(xrow[i * dim + a] - xrow[j * dim + a], box)
-                    npair += 1
+                npair = _add_pair(xrow, dim, box, rc2, i, j, ii, jj, dd, npair)
+                if npair < 0:
+                    return -1
         return npair
     ncells = nc ** dim
     head = -np.ones(ncells, np.int64)
@@ -149,18 +158,9 @@ def find_pairs(xrow, dim, box, rc, ii, jj, dd):
             j = head[c]
             while j >= 0:
                 if j > i:
-                    r2 = 0.0
-                    for a in range(dim):
-                        d = _min_image(xrow[i * dim + a] - xrow[j * dim + a], box)
-                        r2 += d * d
-                    if r2 < rc2:
-                        if npair >= cap:
-                            return -1
-                        ii[npair] = i
-                        jj[npair] = j
-                        for a in range(dim):
-                            dd[npair, a] = _min_image(xrow[i * dim + a] - xrow[j * dim + a], box)
-                        npair += 1
+                    npair = _add_pair(xrow, dim, box, rc2, i, j, ii, jj, dd, npair)
+                    if npair < 0:
+                        return -1
                 j = nxt[j]
     return npair
 

@@ -1,0 +1,277 @@
+"""Numbers and figures of docs/conservation_fields.md (issue 17, Plechac-Sandberg-Szepessy).
+
+    python tools/conservation_fields.py table     # balance residuals vs kernel width and dt
+    python tools/conservation_fields.py eos       # pressure vs temperature, figure
+    python tools/conservation_fields.py snapshot  # the fields of inputs/chain_two_state.toml
+    python tools/conservation_fields.py box3d     # 3D, 10976 atoms, mpiexec -n 2 vs serial
+
+Figures go to docs/figures/conservation_*.png; tables are printed as markdown.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+import mqcd
+from mqcd.io.results import load
+from mqcd.conservation import Grid, box_stress, ensemble_fields, residuals
+from mqcd.conservation.api import run_weights
+from mqcd.conservation.thermo import chain_exact
+from mqcd.models import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+FIG = ROOT / "docs" / "figures"
+warnings.filterwarnings("ignore", category=RuntimeWarning, module="mqcd")
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def gibbs_deck(model, kT, ntraj, dt, t_end, stride=1, states=None, seed=17, thinning=100):
+    initial = {"sampling": "gibbs", "kT": kT, "gibbs_allocation": "equal",
+               "mcmc_thinning": thinning, "mcmc_burn_in": 4000}
+    if states is not None:
+        initial["gibbs_states"] = states
+    return {"model": model, "initial": initial, "method": {"name": "adiabatic"},
+            "run": {"trajectories": ntraj, "dt": dt, "t_end": t_end, "seed": seed},
+            "output": {"stride": stride, "trajectories": True}}
+
+
+def bar_weights(model, res, kT):
+    """Weights q_j N / N_j with q from BAR over every stored configuration, and q."""
+    w = run_weights(res, model, "bar")
+    s0 = res["trajectories/surface"][0]
+    return w, np.bincount(s0, weights=w, minlength=2) / w.sum()
+
+
+def table():
+    """Relative residuals of the three balance laws and of the virial vs dt and width."""
+    mdl = {"name": "pair_chain", "natoms": 16, "box": 64.0, "c12": 3e-4}
+    model = build_model(mdl)
+    kT = 0.003
+    rows = []
+    for dt in (2.0, 1.0, 0.5, 0.25):
+        res = mqcd.run(gibbs_deck(mdl, kT, 8, dt, 24 * dt, thinning=20))
+        w, q = bar_weights(model, res, kT)
+        for width in (0.75, 1.0, 1.5, 2.0):
+            ng = int(16 * np.ceil(3 * 64.0 / width / 16))
+            grid = Grid(box=64.0, dim=1, ng=ng, width=width)
+            s = ensemble_fields(model, res["trajectories/position"],
+                                res["trajectories/momentum"], res["trajectories/surface"],
+                                grid, weights=w, times=res["trajectories/time"])
+            r = residuals(s)
+            rows.append((dt, width, ng, r))
+            print(f"dt {dt} width {width}: {r}", file=sys.stderr)
+    print(f"q_1 (BAR) = {q[1]:.4f}")
+    print("| dt (a.u.) | width (bohr) | grid | mass | momentum | energy | virial |")
+    print("|---|---|---|---|---|---|---|")
+    for dt, width, ng, r in rows:
+        print(f"| {dt:g} | {width:g} | {ng} | {r['mass']:.2e} | {r['momentum']:.2e} | "
+              f"{r['energy']:.2e} | {r['virial']:.1e} |")
+
+
+def _pressure(model, res, grid, select=None):
+    """Time-averaged box pressure (hartree in 1D) of every selected trajectory, from the
+    fields' grid integral of the momentum flux (= the virial to round-off)."""
+    X, P, S = (res[k] for k in ("trajectories/position", "trajectories/momentum",
+                                "trajectories/surface"))
+    idx = np.nonzero(np.ones(X.shape[1], bool) if select is None else select)[0]
+    per = []
+    for t in idx:
+        s = ensemble_fields(model, X[:, t:t + 1], P[:, t:t + 1], S[:, t:t + 1], grid,
+                            times=res["trajectories/time"], paths="star")
+        per.append(-box_stress(s)[:, 0, 0].mean())
+    return np.array(per)
+
+
+def _mean_se(v):
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size))
+
+
+def eos():
+    """Pressure vs kT: ground-state-only MD, the two-surface canonical ensemble of Thm 5.2
+    (q-weighted fields), and the exact transfer-integral prediction P = sum_j q_j P_j.
+
+    The ground-state-only run (gibbs_states = [0]) draws its trajectories from the same chain
+    and streams as the ground-surface block of the two-surface run (checked: identical), so
+    the shift P_mix - P_0 = q_1 (P_1 - P_0) is measured with common random numbers."""
+    N, box = 16, 64.0
+    mdl = {"name": "pair_chain", "natoms": N, "box": box, "c12": 0.0, "r2": 4.05,
+           "gap": 0.001}
+    model = build_model(mdl)
+    grid = Grid(box=box, dim=1, ng=256, width=1.0)
+    kTs = np.array([0.0015, 0.002, 0.0025, 0.003, 0.0035, 0.004])
+    nj = 64
+    out = []
+    for kT in kTs:
+        q_ex, P_ex = chain_exact(model, kT)
+        ground = mqcd.run(gibbs_deck(mdl, kT, nj, 10.0, 1650.0, stride=15, states=[0]))
+        mixed = mqcd.run(gibbs_deck(mdl, kT, 2 * nj, 10.0, 1650.0, stride=15))
+        S0 = mixed["trajectories/surface"][0]
+        same = np.array_equal(ground["trajectories/position"],
+                              mixed["trajectories/position"][:, S0 == 0])
+        _, q = bar_weights(model, mixed, kT)
+        p_ground = _pressure(model, ground, grid)
+        p0 = _pressure(model, mixed, grid, S0 == 0)
+        p1 = _pressure(model, mixed, grid, S0 == 1)
+        P0, se0 = _mean_se(p_ground)
+        m0, s0 = _mean_se(p0)
+        m1, s1 = _mean_se(p1)
+        Pm = q[0] * m0 + q[1] * m1
+        sem = float(np.hypot(q[0] * s0, q[1] * s1))
+        dP = Pm - P0
+        dse = float(q[1] * np.hypot(s0, s1)) if same else float(np.hypot(sem, se0))
+        row = {"kT": kT, "q1_exact": q_ex[1], "q1_bar": q[1],
+               "q1_gibbs": float(mixed["initial/gibbs_q"][1]), "P0_exact": P_ex[0],
+               "P1_exact": P_ex[1], "Pmix_exact": float(q_ex @ P_ex), "P0_md": P0,
+               "P0_se": se0, "P1_md": m1, "P1_se": s1, "Pmix_md": Pm, "Pmix_se": sem,
+               "dP_md": dP, "dP_se": dse, "common_block": bool(same)}
+        out.append(row)
+        print(json.dumps(row), file=sys.stderr)
+    print(f"{N}-atom ring, box {box:g} bohr, r2 = 4.05 bohr, gap = 0.001 hartree, c12 = 0; "
+          f"{nj} trajectories per surface, t = 0..1650 a.u. (half a phonon period), 12 records")
+    print("| kT (hartree) | q_1 exact | q_1 BAR | q_1 gibbs (IS) | P_0 exact | P_0 MD | "
+          "P_1 exact | P_1 MD | q_1(P_1 - P_0) exact | P_mix - P_0 MD |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in out:
+        print(f"| {r['kT']:g} | {r['q1_exact']:.4f} | {r['q1_bar']:.4f} | "
+              f"{r['q1_gibbs']:.1e} | {r['P0_exact']:.4e} | {r['P0_md']:.4e} +- "
+              f"{r['P0_se']:.1e} | {r['P1_exact']:.4e} | {r['P1_md']:.4e} +- {r['P1_se']:.1e} | "
+              f"{r['Pmix_exact'] - r['P0_exact']:.3e} | {r['dP_md']:.3e} +- {r['dP_se']:.1e} |")
+    plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
+    kk = np.linspace(kTs[0], kTs[-1], 40)
+    ex = [chain_exact(model, k) for k in kk]
+    q1 = np.array([e[0][1] for e in ex])
+    P0 = np.array([e[1][0] for e in ex])
+    P1 = np.array([e[1][1] for e in ex])
+    Pm = (1 - q1) * P0 + q1 * P1
+    a = ax[0]
+    a.plot(kk, P0, "C0-", label="ground surface only, exact")
+    a.plot(kk, Pm, "C3-", label="two surfaces (Thm 5.2): $q_0P_0+q_1P_1$, exact")
+    a.errorbar(kTs, [r["P0_md"] for r in out], [r["P0_se"] for r in out], fmt="C0o",
+               label="ground-state MD (fields)")
+    a.errorbar(kTs, [r["Pmix_md"] for r in out], [r["Pmix_se"] for r in out], fmt="C3s",
+               mfc="none", label="two-surface MD, q-weighted fields (BAR $q$)")
+    a.set_xlabel("kT (hartree)")
+    a.set_ylabel("pressure (hartree: a force in 1D)")
+    a.legend(fontsize=8)
+    a.set_title(f"equation of state, {N}-atom ring, box {box:g} bohr", fontsize=10)
+    a = ax[1]
+    a.plot(kk, Pm - P0, "k-", label="Thm 5.2: $q_1(P_1-P_0)$, exact")
+    a.errorbar(kTs, [r["dP_md"] for r in out], [r["dP_se"] for r in out], fmt="C3s",
+               label="MD: two-surface minus ground-state")
+    a.set_xlabel("kT (hartree)")
+    a.set_ylabel("pressure shift (hartree)")
+    b = a.twinx()
+    b.plot(kk, q1, "C2--", label="$q_1$ exact")
+    b.plot(kTs, [r["q1_bar"] for r in out], "C2^", label="$q_1$ by BAR from the run")
+    b.set_ylabel("$q_1$", color="C2")
+    h1, l1 = a.get_legend_handles_labels()
+    h2, l2 = b.get_legend_handles_labels()
+    a.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left")
+    a.set_title("excited-surface share of the pressure", fontsize=10)
+    fig.tight_layout()
+    FIG.mkdir(parents=True, exist_ok=True)
+    fig.savefig(FIG / "conservation_eos.png", dpi=120)
+    print(f"wrote {FIG / 'conservation_eos.png'}")
+
+
+def snapshot():
+    """Fields of the ready example at its last record (after mqcd run + mqcd fields -o)."""
+    tmp = Path(tempfile.mkdtemp())
+    h5 = tmp / "chain.h5"
+    fh5 = tmp / "fields.h5"
+    deck = ROOT / "inputs" / "chain_two_state.toml"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "mqcd.cli", "run", str(deck), "-o", str(h5),
+                    "--quiet"], check=True)
+    t1 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "mqcd.cli", "fields", str(h5), "--grid", "256",
+                        "--width", "1.5", "--weights", "bar", "--json", "-o", str(fh5)], check=True,
+                       capture_output=True, text=True)
+    t2 = time.perf_counter()
+    print(r.stdout)
+    print(f"mqcd run {t1 - t0:.1f} s, mqcd fields {t2 - t1:.1f} s (wall, this machine)")
+    import h5py
+    plt = _plt()
+    with h5py.File(fh5) as f:
+        y = f["grid_axis"][()]
+        k = -1
+        panels = [("fields/density", None, "mass density (electron_mass/bohr)"),
+                  ("fields/velocity", 0, "velocity u (bohr/a.u. time)"),
+                  ("fields/energy", None, "energy density (hartree/bohr)"),
+                  ("fields/stress", (0, 0), "stress $\\sigma$ (hartree)"),
+                  ("fields/heat_flux", 0, "heat flux q (hartree/a.u. time)")]
+        fig, ax = plt.subplots(len(panels), 1, figsize=(8, 9), sharex=True)
+        for a, (name, comp, lab) in zip(ax, panels):
+            v = f[name][k]
+            if isinstance(comp, tuple):
+                v = v[comp]
+            elif comp is not None:
+                v = v[comp]
+            a.plot(y, v, "k-", lw=1)
+            a.set_ylabel(lab, fontsize=8)
+        ax[0].set_title(f"inputs/chain_two_state.toml, t = {f['time'][k]:g} a.u., "
+                        "kernel width 1.5 bohr, q-weighted over both surfaces (BAR q)", fontsize=9)
+        ax[-1].set_xlabel("y (bohr)")
+    fig.tight_layout()
+    fig.savefig(FIG / "conservation_chain_fields.png", dpi=110)
+    print(f"wrote {FIG / 'conservation_chain_fields.png'}")
+
+
+def box3d():
+    """The 3D example: 10976 atoms (fcc 14^3 cells), mpiexec -n 2 and serial, cost per step;
+    then the fields at one record."""
+    deck = ROOT / "inputs" / "box3d_pairs.toml"
+    tmp = Path(tempfile.mkdtemp())
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    rows = []
+    for label, pre in (("mpiexec -n 2", ["mpiexec", "-n", "2"]), ("serial", [])):
+        out = tmp / f"{label.split()[0]}.h5"
+        subprocess.run(pre + [sys.executable, "-m", "mqcd.cli", "run", str(deck), "-o", str(out),
+                              "--quiet"], check=True, env=env)
+        res = load(out)
+        rows.append((label, res.attrs["wall_time_s"], res.attrs["steps"],
+                     res.attrs["trajectories"], out))
+    print("| run | wall (s) | steps | trajectories | s per step | s per trajectory-step |")
+    print("|---|---|---|---|---|---|")
+    for label, wall, steps, ntraj, _ in rows:
+        print(f"| {label} | {wall:.1f} | {steps} | {ntraj} | {wall / steps:.2f} | "
+              f"{wall / steps / ntraj:.3f} |")
+    a = load(rows[0][4])
+    b = load(rows[1][4])
+    dx = np.abs(a["trajectories/position"] - b["trajectories/position"]).max()
+    print(f"max |x(MPI) - x(serial)| over all records: {dx:.1e} bohr")
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "mqcd.cli", "fields", str(rows[0][4]), "--grid",
+                        "120", "--width", "2.0", "--derivatives", "hellmann-feynman",
+                        "--paths", "star", "--records", "0:1", "--no-residuals", "--json"],
+                       check=True, capture_output=True, text=True, env=env)
+    print(r.stdout)
+    print(f"mqcd fields, one record, {rows[0][3]} trajectories, grid 120^3: "
+          f"{time.perf_counter() - t0:.0f} s")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("what", choices=("table", "eos", "snapshot", "box3d"))
+    a = p.parse_args()
+    {"table": table, "eos": eos, "snapshot": snapshot, "box3d": box3d}[a.what]()
+
+
+if __name__ == "__main__":
+    main()
