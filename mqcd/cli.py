@@ -72,7 +72,8 @@ def _cmd_summary(a):
 def _cmd_compare(a):
     from .analysis.compare import compare_files
     fmt = "json" if a.json else ("csv" if a.csv else "markdown")
-    print(compare_files(a.files, plot=a.plot, labels=a.label, fmt=fmt))
+    print(compare_files(a.files, plot=a.plot, labels=a.label, fmt=fmt,
+                        transfer_plot=a.transfer_plot))
     sys.stdout.flush()
 
 
@@ -147,6 +148,9 @@ def main(argv=None):
     c.add_argument("files", nargs="+")
     c.add_argument("--plot", help="PNG: populations per state (hopping methods: active states), "
                    "decoherence indicator, branching; bands and error bars of 1 s.e.")
+    c.add_argument("--transfer-plot", metavar="PNG", help="PNG: T_geo(t), T_marg(t), mean force, "
+                   "power and the identity residuals of each run beside the exact ones "
+                   "(docs/transfer.md)")
     c.add_argument("--label", action="append", metavar="LABEL",
                    help="name of a file in the table and legend, once per file in order "
                    "(default: the file names)")

@@ -245,3 +245,77 @@ def test_geometric_diagnostic_for_ehrenfest():
     g = r["energy/geometric"]
     assert g[0] < 1e-8 and g.max() > 1e-5 and np.all(g >= 0)
     assert math.isfinite(float(g.sum()))
+
+
+def test_budgets_mpi_equal_serial(tmp_path):
+    """The budgets are exact sums: 2 MPI ranks give the serial numbers bit for bit (a 2D
+    complex model with surface hopping, the Berry force and hops: angular momentum, torque,
+    event impulses)."""
+    import test_mpi
+    if test_mpi.MPIEXEC is None or not test_mpi._mpi4py_ok():
+        pytest.skip("no mpiexec or mpi4py (pip install '.[test]')")
+    deck = tmp_path / "d.toml"
+    deck.write_text("""
+[model]
+name = "conical2d_complex"
+[initial]
+position = [0.3, 0.3]
+momentum = [0.0, 8.0]
+width = [0.15, 0.2]
+state = 1
+[method]
+name = "fssh"
+[run]
+trajectories = 24
+dt = 0.5
+t_end = 200.0
+seed = 4
+[output]
+stride = 8
+angular_origin = [-0.5, 0.0]
+""")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mqcd.run(str(deck), output=tmp_path / "s.h5")
+    serial = load(tmp_path / "s.h5")
+    par = test_mpi.run_mpi(deck, 2, tmp_path / "p.h5")
+    for name in ("nuclear/force_mean", "energy/power", "nuclear/angular_momentum",
+                 "nuclear/torque", "nuclear/event_impulse", "energy/event_work",
+                 "nuclear/event_angular_impulse"):
+        assert np.array_equal(serial[name], par[name]), name
+    assert serial["final/hops"].sum() > 0
+
+
+def test_compare_transfer_table_and_plot(tully3_exact, tmp_path, capsys):
+    """``mqcd compare --json --transfer-plot``: the transfer numbers of each run beside the exact
+    ones. The exact run's own momentum budget closes, a copy of it differs from it by nothing,
+    an Ehrenfest run closes its own budget to the Verlet order but differs from exact (its mean
+    force is not the exact one once the packet splits on Tully 3), and the figure is written."""
+    import json
+    from mqcd.analysis.transfer import geometric_peak
+    from mqcd.cli import main
+    write_result(tmp_path / "exact.h5", tully3_exact)
+    write_result(tmp_path / "copy.h5", tully3_exact)
+    d = scattering("tully3", 10.0, {"name": "ehrenfest"}, ntraj=40, t_end=3600.0, stride=4)
+    d["output"]["geometric"] = True
+    write_result(tmp_path / "eh.h5", _quiet_run(d))
+    png = tmp_path / "transfer.png"
+    main(["compare", str(tmp_path / "exact.h5"), str(tmp_path / "copy.h5"),
+          str(tmp_path / "eh.h5"), "--json", "--transfer-plot", str(png)])
+    rows = {r["label"]: r for r in json.loads(capsys.readouterr().out)["runs"]}
+    ex, cp, eh = rows["exact.h5"], rows["copy.h5"], rows["eh.h5"]
+    assert (ex["transfer_geometric_peak"], ex["transfer_geometric_peak_time"]) == \
+        geometric_peak(tully3_exact)
+    assert ex["transfer_residual_momentum"] < 1e-5
+    assert ex["transfer_residual_kinetic"] < 1e-5
+    for key in ("geometric", "kinetic_marginal", "force", "power"):
+        assert cp[f"transfer_{key}_error_max"] == 0.0, key
+    assert eh["transfer_residual_momentum"] < 1e-5
+    top = np.abs(tully3_exact["nuclear/force_mean"]).max()
+    assert 1e-3 * top < eh["transfer_force_error_max"] < top
+    assert eh["transfer_geometric_peak"] > 0
+    assert png.stat().st_size > 20_000
+    text = mqcd.analysis.compare.compare_files([tmp_path / "exact.h5", tmp_path / "eh.h5"],
+                                               labels=["exact", "ehrenfest"])
+    assert "Energy and momentum transfer" in text and "| ehrenfest |" in text.split(
+        "Energy and momentum transfer")[1]

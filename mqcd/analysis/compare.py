@@ -17,6 +17,13 @@ What is compared for each kind of run (:func:`run_view`):
 * exact: the adiabatic populations of the wavefunction (absorbed norm included), no error.
 
 The decoherence indicator is the ensemble mean of sum_{n<m} |rho_nm|^2 for every trajectory run.
+
+Energy and momentum transfer (docs/transfer.md, mqcd/analysis/transfer.py): when the runs carry
+budgets, a second table gives per run the peak of T_geo (``energy/geometric``) and its largest
+difference to the exact T_geo, T_marg at the end, the largest differences of the mean force and
+of the power to the exact rates, and the residuals of the momentum and kinetic-energy identities;
+``transfer_plot`` draws T_geo(t), T_marg(t), the rates and the residuals side by side
+(:func:`mqcd.analysis.plots.transfer_figure`).
 """
 from __future__ import annotations
 
@@ -30,6 +37,7 @@ import numpy as np
 
 from ..io.results import load
 from .summary import summarize
+from .transfer import geometric_peak, identity_residuals, marginal_kinetic
 
 
 def _fmt(v):
@@ -242,7 +250,88 @@ def comparison_rows(results, labels=None):
         row.update(throughput(v.attrs))
         row["warnings"] = s["warnings"]
         rows.append(row)
+    if _has_transfer(results):
+        for row, tr in zip(rows, transfer_rows(results, labels)):
+            row.update({f"transfer_{k}": v for k, v in tr.items() if k not in ("label", "method")})
     return rows
+
+
+def _power_shown(res):
+    """The rate of T_marg a run is compared by: dT_marg/dt of an exact run
+    (``energy/power_marginal``), <F.v> of a trajectory run (``energy/power``)."""
+    for name in ("energy/power_marginal", "energy/power"):
+        if name in res:
+            return np.asarray(res[name], float)
+    return None
+
+
+def transfer_rows(results, labels):
+    """One dict per run with the transfer numbers of the module docstring (None where a run has
+    no such data); the exact run (if any) is the reference of the differences."""
+    t_of = [np.asarray(r["time"], float) for r in results]
+    ex = next((i for i, r in enumerate(results) if r.attrs.get("method") == "exact"), None)
+    rows = []
+    for i, (r, lab) in enumerate(zip(results, labels)):
+        row = {"label": lab, "method": str(r.attrs.get("method", ""))}
+        pk = geometric_peak(r)
+        row["geometric_peak"], row["geometric_peak_time"] = (pk if pk else (None, None))
+        Tm = marginal_kinetic(r)
+        row["kinetic_marginal_final"] = None if Tm is None else float(Tm[-1])
+        res = identity_residuals(r)
+        for key, name in (("momentum", "momentum"), ("kinetic energy", "kinetic"),
+                          ("angular momentum", "angular")):
+            v = res.get(key)
+            row[f"residual_{name}"] = None if v is None else v["integrated_relative"]
+            row[f"residual_{name}_rate"] = None if v is None else v["rate_relative"]
+        if ex is not None and i != ex:
+            e, te = results[ex], t_of[ex]
+            t = t_of[i]
+            w = t <= min(t[-1], te[-1]) + 1e-9
+
+            def diff(a, b):
+                if a is None or b is None or not w.any():
+                    return None
+                a, b = np.asarray(a, float), np.asarray(b, float)
+                return float(np.max(np.abs(a[w] - _interp(te, b, t[w]))))
+            row["geometric_error_max"] = diff(r["energy/geometric"] if "energy/geometric" in r
+                                              else None, e["energy/geometric"]
+                                              if "energy/geometric" in e else None)
+            row["kinetic_marginal_error_max"] = diff(Tm, marginal_kinetic(e))
+            row["force_error_max"] = diff(r["nuclear/force_mean"] if "nuclear/force_mean" in r
+                                          else None, e["nuclear/force_mean"]
+                                          if "nuclear/force_mean" in e else None)
+            row["power_error_max"] = diff(_power_shown(r), _power_shown(e))
+        rows.append(row)
+    return rows
+
+
+def _has_transfer(results):
+    return any("nuclear/force_mean" in r or "energy/geometric" in r for r in results)
+
+
+def transfer_table(results, labels):
+    """Markdown table of :func:`transfer_rows`."""
+    rows = transfer_rows(results, labels)
+    f = lambda v, p=".3e": "—" if v is None else format(v, p)         # noqa: E731
+    out = ["| run | T_geo peak (hartree) at t | max abs(ΔT_geo) | T_marg final | "
+           "max abs(ΔT_marg) | max abs(Δ<F>) | max abs(Δ power) | residual dP/dt = <F> | "
+           "residual dT/dt = <F.v> |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        pk = "—" if r["geometric_peak"] is None else \
+            f"{r['geometric_peak']:.3e} at {r['geometric_peak_time']:.0f}"
+        out.append(f"| {r['label']} | {pk} | {f(r.get('geometric_error_max'))} | "
+                   f"{f(r['kinetic_marginal_final'], '.5f')} | "
+                   f"{f(r.get('kinetic_marginal_error_max'))} | {f(r.get('force_error_max'))} | "
+                   f"{f(r.get('power_error_max'))} | {f(r['residual_momentum'], '.1e')} | "
+                   f"{f(r['residual_kinetic'], '.1e')} |")
+    out.append("")
+    out.append("T_marg of a trajectory run: the kinetic energy of its trajectories "
+               "(+ energy/quantum "
+               "for qhd); power: dT_marg/dt for exact, <F.v> for trajectory runs; residuals: "
+               "max |X(t) - X(0) - int rate dt - events| relative to the change of X "
+               "(docs/transfer.md). Differences are to the exact run.")
+    return "\n".join(out)
 
 
 def compare_results(results, labels=None):
@@ -272,6 +361,8 @@ def compare_results(results, labels=None):
                     f"{np.max(err) if np.size(err) else 0.0:.4f} |")
     notes = comparability_warnings(results, labels)
     notes += [f"warning: {lab}: {w}" for lab, s in zip(labels, sums) for w in s["warnings"]]
+    if _has_transfer(results):
+        rows += ["", "Energy and momentum transfer", "", transfer_table(results, labels)]
     return "\n".join(rows + ([""] + notes if notes else []))
 
 
@@ -304,9 +395,10 @@ def plot_results(results, labels, path, title=None):
     return comparison_figure(views, path, title=title)
 
 
-def compare_files(paths, plot=None, labels=None, fmt="markdown"):
+def compare_files(paths, plot=None, labels=None, fmt="markdown", transfer_plot=None):
     """``mqcd compare``: the table (``fmt`` "markdown", "json" or "csv") of the runs in
-    ``paths``; ``labels`` (default: the file names) name them in the table and the legend."""
+    ``paths``; ``labels`` (default: the file names) name them in the table and the legend;
+    ``transfer_plot``: PNG of T_geo, T_marg, rates and identity residuals."""
     results = [load(p) for p in paths]
     if labels is None:
         labels = [str(p).rsplit("/", 1)[-1] for p in paths]
@@ -325,4 +417,9 @@ def compare_files(paths, plot=None, labels=None, fmt="markdown"):
         plot_results(results, labels, plot)
         if fmt == "markdown":
             text += f"\n\nplot written to {plot}"
+    if transfer_plot:
+        from .plots import transfer_figure
+        transfer_figure(results, labels, transfer_plot)
+        if fmt == "markdown":
+            text += f"\n\ntransfer plot written to {transfer_plot}"
     return text

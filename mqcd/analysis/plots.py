@@ -306,3 +306,74 @@ def scan_figure(scan, path, colours=None, title=None, min_max=0.01):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _potential_shown(res):
+    """The potential energy a run's nuclei exchange kinetic energy with: E_BO of an exact run,
+    ``energy/potential`` of a trajectory run (Tr(rho H) for mean-field methods, the active
+    surface for hopping; ``energy/electronic`` is Tr(rho H) for every method)."""
+    for name in ("energy/born_oppenheimer", "energy/potential"):
+        if name in res:
+            return np.asarray(res[name], float)
+    return None
+
+
+def transfer_figure(results, labels, path, colours=None, title=None):
+    """PNG for ``mqcd compare --transfer-plot`` (docs/transfer.md): T_geo(t), T_marg(t), the mean
+    force along dof 0, the power (dT_marg/dt of exact runs, <F.v> of trajectory runs), the
+    potential energy of the nuclear motion (:func:`_potential_shown`; T_geo on a log axis: the
+    methods' can be orders below the exact one) and the integrated residual of the momentum
+    identity, one colour per run (exact in black). Takes :class:`mqcd.io.results.Result` objects."""
+    from .compare import _power_shown
+    from .transfer import identity_residuals, marginal_kinetic
+    plt = _plt()
+    exact = [lab for r, lab in zip(results, labels) if r.attrs.get("method") == "exact"]
+    cols = assign_colours(labels, exact)
+    cols.update(colours or {})
+    traj_end = [float(r["time"][-1]) for r in results if r.attrs.get("method") != "exact"]
+    tmax = max(traj_end) if traj_end else max(float(r["time"][-1]) for r in results)
+    fig, axes = plt.subplots(2, 3, figsize=(14.0, 7.4))
+    ax = axes.ravel()
+    panels = [("T_geo (hartree)", lambda r: r["energy/geometric"] if "energy/geometric" in r
+               else None),
+              ("T_marg (hartree)", marginal_kinetic),
+              ("mean force <F> along dof 0 (hartree/bohr)",
+               lambda r: np.asarray(r["nuclear/force_mean"])[:, 0]
+               if "nuclear/force_mean" in r else None),
+              ("power: dT_marg/dt (exact), <F.v> (hartree/a.u.)", _power_shown),
+              ("potential energy of the nuclear motion: E_BO (exact), <Tr rho H> (mean field), "
+               "<E_active> (hopping) (hartree)", _potential_shown)]
+    for a, (name, get) in zip(ax, panels):
+        for r, lab in zip(results, labels):
+            y = get(r)
+            if y is None:
+                continue
+            lw = 2.0 if lab in exact else 1.4
+            a.plot(r["time"], y, color=cols[lab], lw=lw, label=lab, zorder=3 if lab in exact else 2)
+        a.set_title(name, fontsize=9 if len(name) < 60 else 7.5)
+        a.set_xlim(0, tmax)
+        a.set_xlabel("time (a.u.)")
+        a.grid(alpha=0.25)
+    tg = [np.nanmax(r["energy/geometric"]) for r in results if "energy/geometric" in r]
+    if tg and max(tg) > 0:          # T_geo of the methods can be orders below the exact one
+        ax[0].set_yscale("log")
+        ax[0].set_ylim(max(tg) * 1e-4, max(tg) * 2.0)
+    a = ax[5]
+    for r, lab in zip(results, labels):
+        res = identity_residuals(r).get("momentum")
+        if res is None:
+            continue
+        P = np.asarray(r["nuclear/momentum_mean"], float)[:, 0]
+        scale = max(np.max(np.abs(P - P[0])), 1e-300)
+        R = np.abs(np.asarray(res["integrated_residual"])[:, 0]) / scale
+        a.semilogy(r["time"], np.maximum(R, 1e-16), color=cols[lab], lw=1.2, label=lab)
+    a.set_title("|P(t) - P(0) - int <F> dt - events| / max|P - P(0)|", fontsize=9)
+    a.set_xlim(0, tmax)
+    a.set_xlabel("time (a.u.)")
+    a.grid(alpha=0.25)
+    ax[0].legend(fontsize=8, frameon=False)
+    fig.suptitle(title or "energy and momentum transfer (Li-Requist-Gross budgets)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

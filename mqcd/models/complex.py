@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit
 
 from .base import Model
+from .multidim import _conical2d
 
 SQRT_PI = math.sqrt(math.pi)
 
@@ -82,24 +83,12 @@ def _uniform_curvature(x, p, H, dH):
 
 @njit(cache=True)
 def _conical2d_complex(x, p, H, dH):
-    kx, ky, kappa, delta, lam, gamma = p[0], p[1], p[2], p[3], p[4], p[5]
+    """conical2d's H and dH (the real part) plus the imaginary coupling H_12 = ... - i gamma."""
+    _conical2d(x, p, H, dH)
+    gamma = p[5]
     for i in range(x.shape[0]):
-        q = x[i, 0]
-        s = x[i, 1]
-        v0 = 0.5 * kx * q * q + 0.5 * ky * s * s
-        d = kappa * q + delta
-        H[i, 0, 0] = v0 + d
-        H[i, 1, 1] = v0 - d
-        H[i, 0, 1] = complex(lam * s, -gamma)
-        H[i, 1, 0] = complex(lam * s, gamma)
-        dH[i, 0, 0, 0] = kx * q + kappa
-        dH[i, 0, 1, 1] = kx * q - kappa
-        dH[i, 0, 0, 1] = 0.0
-        dH[i, 0, 1, 0] = 0.0
-        dH[i, 1, 0, 0] = ky * s
-        dH[i, 1, 1, 1] = ky * s
-        dH[i, 1, 0, 1] = lam
-        dH[i, 1, 1, 0] = lam
+        H[i, 0, 1] = complex(H[i, 0, 1].real, -gamma)
+        H[i, 1, 0] = complex(H[i, 1, 0].real, gamma)
 
 
 class ComplexCrossing(Model):
