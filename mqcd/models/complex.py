@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit
 
 from .base import Model
-from .multidim import _conical2d
+from .multidim import ConicalIntersection2D, _conical2d
 
 SQRT_PI = math.sqrt(math.pi)
 
@@ -134,10 +134,7 @@ class ConicalIntersection2DComplex(Model):
     dtype = np.complex128
     scattering = False
     interaction_radius = 4.0
-    parameters = {"kx": (0.2, "hartree/bohr^2", "force constant of the tuning mode x"),
-                  "ky": (0.072, "hartree/bohr^2", "force constant of the coupling mode y"),
-                  "kappa": (0.1, "hartree/bohr", "tuning gradient: H11 - H22 = 2 (kappa x + Delta)"),
-                  "Delta": (0.05, "hartree", "half the vertical diabatic gap at x = 0"),
+    parameters = {**ConicalIntersection2D.parameters,
                   "lam": (0.05, "hartree/bohr", "coupling gradient: Re H12 = lam y"),
                   "gamma": (0.01, "hartree", "imaginary coupling: Im H21 = gamma (gap 2 gamma)")}
     kernel = staticmethod(_conical2d_complex)
