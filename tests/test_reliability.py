@@ -218,6 +218,9 @@ def test_3_read_only_folder_is_found_before_computing(tmp_path, monkeypatch):
 def test_3_full_disk_is_an_error_message_not_a_crash(tmp_path):
     deck = tully(tmp_path, ntraj=2000, t_end=50.0)
     out = tmp_path / "full.h5"
+    # the same run in this process first: numba's cache files (tens of kB) must exist before
+    # the subprocess below, whose file-size limit would also refuse writing them
+    quiet_run(deck, output=tmp_path / "warm.h5")
 
     def limit():                 # files may not grow beyond 20 kB: writes fail with EFBIG
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

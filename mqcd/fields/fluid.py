@@ -26,22 +26,27 @@ rule ``d/dx = (1/x_s) d/ds`` from ``x_s .. x_ssss``:
 This is the density from the *spacing* of ordered elements (``x_s`` is their spacing in the label),
 not a kernel estimate: no bandwidth, no smoothing bias beyond the local polynomial fits below.
 
-**Local fits.** The derivatives with respect to s come from least-squares fits of degree
-``density_degree`` (x(s)) and ``rho_degree`` (rho(s)) in a Legendre basis over the elements with
-labels in ``[s_I - w, s_I + w]`` (``w = window``, in units of s, i.e. of the initial packet width),
-at most ``max_points`` of them, evenly spread (a deterministic subsample: the data are smooth,
-so the extra points carry no information and only cost time), at least ``degree + 3``. The fitted
-quantity is ``x_J - x_I`` (so that round-off in the absolute positions does not enter the
-high derivatives).
+**Local fits.** The derivatives with respect to s come from weighted least-squares fits of
+degree ``density_degree`` (x(s)) and ``rho_degree`` (the packed real components of rho) in a
+Legendre basis of the label, one fit per element over its neighbours, with the weights
+``exp(-d^2/(2 sigma^2)) (1 - (d/(cut sigma))^2)^3`` in the distance d (bohr) to the element
+(``sigma = window``; a C^2 cut-off so that neighbours enter and leave the window smoothly). Where
+the elements are sparse (the leading and trailing edges of a packet) sigma is widened to the
+distance of the (degree + 3)-th nearest source, and at the ends of the swarm, where the window is
+one-sided, the fit blends towards degree ``edge_degree`` (:func:`_blend_factor`): a full-degree
+polynomial fitted from one side extrapolates wildly. The fitted quantity is ``Y_J - Y_I`` (so that
+round-off in absolute positions does not enter the high derivatives).
 
-**Coherence phase.** The coherences ``rho_nm`` (adiabatic basis) turn with the difference of the
-nuclear momenta on the two surfaces, ``exp(i k_nm x)``, which on Tully 3 at k = 10 is 16-40
-bohr^-1, faster than a fit window can follow at small N. With ``demodulate`` the fit is done on
-``B~_J = B_J * exp(-i k_nm (x_J - x_I))``, ``B_J = V_I^dagger rho_J V_I`` in the adiabatic basis
-of element I (gauge invariant: the phases of V_I cancel between B_J and the slope fit), with the
-local wavenumbers ``k_nm`` fitted to the unwrapped phase of ``B_J,nm conj(B_I,nm)`` over the
-nearest elements; then ``d B_nm = d B~_nm + i k_nm B~_nm`` and ``d^2 B_nm = d^2 B~_nm +
-2 i k_nm d B~_nm - k_nm^2 B~_nm`` exactly, transformed back with the fixed V_I.
+**Label bins.** Where the swarm is dense the sources of the fits are the elements averaged over
+fixed bins of width ``bin_width`` in s (the bins never move in label space, so every fit stays a
+smooth function of its target); each bin enters with the bin mean of the basis, not the basis at
+the mean label (:func:`_legendre_binned`), so binning leaves no bias for the polynomial model.
+This bounds the cost per fit as N grows.
+
+**Coherence phase.** No demodulation: the coherences of rho turn with the momentum difference of
+the two surfaces (16-40 bohr^-1 on Tully 3 at k = 10), and the narrow default window (0.025 bohr,
+Gaussian) resolves that at N >~ 1e3; a demodulated fit (a local plane wave times an envelope) was
+tried and did not improve on it (docs/theory/fields.md).
 
 **Tangent space.** For a pure rho_I the fitted first derivative X is projected onto the tangent
 space of the pure states at rho_I (``X -> rho X + X rho - 2 rho X rho``), and the second
@@ -135,6 +140,28 @@ def _legendre(t, P, out):
         out[1] = t
     for k in range(1, P - 1):
         out[k + 1] = ((2 * k + 1) * t * out[k] - k * out[k - 1]) / (k + 1)
+
+
+@njit(cache=True, inline="always")
+def _legendre_binned(t, q, P, L, L1, L2):
+    """Bin mean of the Legendre basis, ``L_k(t) + q L_k''(t) / 2`` with ``q`` the bin's variance
+    of t: the exact bin average of a polynomial up to its third central moment (zero for a
+    symmetric bin), so that a binned source carries no bias for the polynomial model (the bias
+    ``x_ss var / 2`` of plain bin means jumps with the number of elements per bin, and the
+    fourth derivatives of x(s) amplify it)."""
+    _legendre(t, P, L)
+    if q == 0.0:
+        return
+    L1[0] = 0.0
+    L2[0] = 0.0
+    if P > 1:
+        L1[1] = 1.0
+        L2[1] = 0.0
+    for k in range(1, P - 1):
+        L1[k + 1] = (L1[k - 1] if k >= 1 else 0.0) + (2 * k + 1) * L[k]
+        L2[k + 1] = (L2[k - 1] if k >= 1 else 0.0) + (2 * k + 1) * L1[k]
+    for k in range(P):
+        L[k] += 0.5 * q * L2[k]
 
 
 #: where the sources are sparse the fit width is at least the distance to the
@@ -234,11 +261,11 @@ def _solve_blended(G, B, P, PL, C, beta, T, h, D):
 
 
 @njit(parallel=True, cache=True)
-def _fit_all(st, xt, Yt, ss, xs, Ys, ws, nd, W, cut, Pd, Pr, low, T, out, width):
+def _fit_all(st, xt, Yt, ss, vs, xs, Ys, ws, nd, W, cut, Pd, Pr, low, T, out, width):
     """Local fits at every target from the (binned) sources.
 
-    Targets ``t`` (labels st, positions xt, values Yt (M, C)); sources (ss, xs, Ys (K, C) and
-    weights ws, sorted by position). Column c < nd is fitted with degree Pd - 1, the others with
+    Targets ``t`` (labels st, positions xt, values Yt (M, C)); sources (ss, xs, Ys (K, C),
+    weights ws and label variances vs within their bins, sorted by position). Column c < nd is fitted with degree Pd - 1, the others with
     Pr - 1, both Gaussian-weighted (width W, bohr, widened in sparse regions) in a Legendre
     basis of the label, blended to degree ``low`` towards the ends of the swarm;
     ``out[t, c, m] = d^m Y_c / ds^m`` at the target (m = 0..4; m = 0 is the fitted value minus
@@ -250,6 +277,8 @@ def _fit_all(st, xt, Yt, ss, xs, Ys, ws, nd, W, cut, Pd, Pr, low, T, out, width)
         Gr = np.empty((Pmax, Pmax))
         B = np.empty((Pmax, C))
         L = np.empty(Pmax)
+        L1 = np.empty(Pmax)
+        L2 = np.empty(Pmax)
         Dd = np.empty((nd, 5))
         Dr = np.empty((max(C - nd, 1), 5))
         # window on the sources around the target position
@@ -288,7 +317,7 @@ def _fit_all(st, xt, Yt, ss, xs, Ys, ws, nd, W, cut, Pd, Pr, low, T, out, width)
                 wl += wt
             elif dxj > 0.0:
                 wr += wt
-            _legendre((ss[J] - st[t]) / h, Pmax, L)
+            _legendre_binned((ss[J] - st[t]) / h, vs[J] / (h * h), Pmax, L, L1, L2)
             for c in range(C):
                 y = wt * (Ys[J, c] - Yt[t, c])
                 for a in range(Pmax):
@@ -442,17 +471,24 @@ def _divergence_sorted(Phi, w, s, s_if, out):
 
 def _bin_sources(s, x, Y, w, width):
     """Weighted means of the sorted elements over the bins ``floor(s / width)`` of the label
-    (width <= 0: every element its own bin): labels, positions, values and summed weights."""
+    (width <= 0: every element its own bin): labels, the variance of the label within each bin
+    (for the exact bin mean of the fit basis, :func:`_legendre_binned`), positions, values and
+    summed weights."""
+    zero = np.zeros_like(s)
     if width <= 0:
-        return s, x, Y, w
+        return s, zero, x, Y, w
     b = np.floor(s / width).astype(np.int64)
     starts = np.concatenate([[0], np.nonzero(np.diff(b))[0] + 1])
     if starts.size == s.size:
-        return s, x, Y, w
+        return s, zero, x, Y, w
     wsum = np.add.reduceat(w, starts)
     mean = lambda a: np.add.reduceat(w[:, None] * a, starts, axis=0) / wsum[:, None]  # noqa
-    return (np.ascontiguousarray(mean(s[:, None])[:, 0]), np.ascontiguousarray(mean(x[:, None])[:, 0]),
-            np.ascontiguousarray(mean(Y)), np.ascontiguousarray(wsum))
+    sbar = mean(s[:, None])[:, 0]
+    dev = s - np.repeat(sbar, np.diff(np.concatenate([starts, [s.size]])))
+    var = mean((dev * dev)[:, None])[:, 0]
+    return (np.ascontiguousarray(sbar), np.ascontiguousarray(var),
+            np.ascontiguousarray(mean(x[:, None])[:, 0]), np.ascontiguousarray(mean(Y)),
+            np.ascontiguousarray(wsum))
 
 
 def cell_labels(w):
@@ -574,11 +610,11 @@ class FluidFields1D:
         Y = np.ascontiguousarray(np.concatenate(cols, axis=1))
         # sources: the elements averaged over fixed bins of the label (width bin_width in s);
         # bins never move in label space, so every fit stays a smooth function of its target
-        ss, xsrc, Ysrc, wsrc = _bin_sources(s, xs, Y, ws, o.bin_width)
+        ss, vsrc, xsrc, Ysrc, wsrc = _bin_sources(s, xs, Y, ws, o.bin_width)
         fit = np.empty((N, Y.shape[1], 5))
         width = np.empty(N)
         Pd, Pr = o.density_degree + 1, o.rho_degree + 1
-        _fit_all(s, xs, Y, ss, xsrc, Ysrc, wsrc, nd, float(o.window), float(o.cut), Pd, Pr,
+        _fit_all(s, xs, Y, ss, vsrc, xsrc, Ysrc, wsrc, nd, float(o.window), float(o.cut), Pd, Pr,
                  int(o.edge_degree), self._table(max(Pd, Pr)), fit, width)
         der = fit[:, 0]
         x1, x2, x3, x4 = der[:, 1], der[:, 2], der[:, 3], der[:, 4]

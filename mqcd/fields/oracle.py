@@ -13,7 +13,9 @@ charge and only measures it: ``diagnostics/rho_deviation`` (swarm mean of the Fr
 ``||rho_I - rho_exact(x_I)||``) and ``diagnostics/drho_error`` (relative rms error of the
 estimator's ``d rho`` at the trajectories, exact field as reference) at every record.
 
-1D and 2D models (the exact solver's limit). The wavefunction is not checkpointed: after a restart
+Trajectories outside the exact grid (or on a node of n) get no corrections (their own rho, zero
+derivatives) and are counted in ``diagnostics/outside_exact_grid``; widen ``[exact] box`` if
+that is not zero while they still matter. 1D and 2D models (the exact solver's limit). The wavefunction is not checkpointed: after a restart
 it is propagated again from t = 0 to the restart time (deterministic, so the continued run equals
 an uninterrupted one).
 """
@@ -88,15 +90,24 @@ class ExactEstimator(SwarmEstimator):
         f = self.wf.fields_at(sw.step, sw.x, need_rho2="rho2" in need)
         f.masses = self.masses
         f.weights = np.full(sw.ntraj, 1.0 / max(sw.ntraj, 1))
-        bad = ~np.isfinite(f.n)
-        if bad.any():
-            raise FloatingPointError(
-                f"field_method = 'exact': {int(bad.sum())} trajectories at t = {sw.t:g} a.u. lie "
-                "outside the exact grid or on a node of the exact density; widen [exact] box")
+        # trajectories outside the exact grid (or exactly on a node of n): no exact field there;
+        # they get none of the corrections (their own rho, zero derivatives) and are counted
+        bad = ~(np.isfinite(f.n) & (f.n > 0))
+        self.outside = int(bad.sum())
+        if self.outside:
+            f.n[bad] = 0.0
+            for name in ("dlogn", "d2logn", "d3logn", "drho", "d2rho"):
+                a = getattr(f, name)
+                if a is not None:
+                    a[bad] = 0.0
+            f.rho[bad] = sw.rho[bad]
         self.last = f
         return f
 
     def records(self):
         D = self.masses.size
         return {"diagnostics/bandwidth_density": (np.zeros(D), "bohr"),
-                "diagnostics/bandwidth_regression": (np.zeros(D), "bohr")}
+                "diagnostics/bandwidth_regression": (np.zeros(D), "bohr"),
+                # trajectories beyond the exact grid at the last estimate (all ranks)
+                "diagnostics/outside_exact_grid": (float(self.comm.sum_rows(
+                    np.full((1, 1), float(getattr(self, "outside", 0))))[0]), "1")}

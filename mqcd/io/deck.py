@@ -21,6 +21,8 @@ from .schema import (REQUIRED, DeckError, ErrorList, Key, all_positive, did_you_
 # ----------------------------------------------------------------------------- shared sections
 #: phase-space samplings of a Gaussian wavepacket (need position, momentum, width)
 PACKET_SAMPLINGS = ("wigner", "hydrodynamic", "fixed")
+#: methods whose default [initial] sampling is "hydrodynamic" (docs/ladder.md)
+FLUID_ELEMENT_METHODS = ("qhd",)
 #: thermal samplings (mqcd/ensemble/thermal.py; need temperature or kT)
 THERMAL_SAMPLINGS = ("wigner-thermal", "boltzmann", "gibbs")
 
@@ -50,7 +52,8 @@ INITIAL = {
                     "1/(2 width)); 'hydrodynamic': fluid elements, positions at the quantiles of "
                     "the initial density (a scrambled Halton set mapped through it in D > 1) with "
                     "the local momentum p = dS/dx = momentum + chirp (x - position), equal weights "
-                    "(qhd's default; docs/ladder.md); 'fixed': every trajectory at the centre; "
+                    "(the default for qhd, 'wigner' for every other method; docs/ladder.md); "
+                    "'fixed': every trajectory at the centre; "
                     "'wigner-thermal': thermal harmonic Wigner distribution of the model's "
                     "normal modes; 'boltzmann': classical canonical ensemble on surface `state` "
                     "(MCMC); 'gibbs': canonical ensemble over several surfaces with weights "
@@ -351,8 +354,15 @@ def read_deck(source, *, for_exact=False, overrides=None) -> Deck:
 
     initial = None
     if "initial" in raw:
+        ini_raw = raw["initial"]
+        mname = raw["method"].get("name") if isinstance(raw.get("method"), dict) else None
+        if (mname in FLUID_ELEMENT_METHODS and isinstance(ini_raw, dict)
+                and "sampling" not in ini_raw
+                and not any(k in ini_raw for k in ("temperature", "kT"))):
+            # qhd is the exact limit only for trajectories started as fluid elements
+            ini_raw = {**ini_raw, "sampling": "hydrodynamic"}
         with errors.check():
-            initial = validate_section("initial", raw["initial"], INITIAL)
+            initial = validate_section("initial", ini_raw, INITIAL)
     if initial is not None and model is not None:
         _check_initial(initial, model, errors, for_exact)
 

@@ -69,8 +69,8 @@ FIELD_KEYS = {
                         "'fluid' (fluid elements in 1D: density from the ordered elements' spacing, "
                         "local fits of the single-valued rho field; needs [initial] sampling = "
                         "'hydrodynamic'), 'exact' (the oracle: fields of the exact split-operator "
-                        "solution propagated alongside, 1D/2D), 'auto' (fluid for qhd and the "
-                        "geometric rungs started as fluid elements in 1D, else kernel)",
+                        "solution propagated alongside, 1D/2D), 'auto' (kernel: the fluid "
+                        "estimator's coupled runs are not yet stable, docs/validation_ladder.md)",
                         choices=("auto", "kernel", "fluid", "exact", "grid", "tree", "pairs")),
     "exact_reference": Key("bool", False, "propagate the exact solution alongside (1D/2D) and write "
                            "diagnostics/rho_deviation and diagnostics/drho_error per record: how far "
@@ -173,11 +173,9 @@ class LadderParts:
         self.E_q = None
 
     def _auto_field_method(self):
-        """'fluid' for the rungs that need accurate second derivatives when the swarm consists of
-        fluid elements in 1D, else the kernel estimator (docs/ladder.md)."""
-        if (self.geometric and self.deck.initial["sampling"] == "hydrodynamic"
-                and self.model.ndof == 1 and self.correction_forces):
-            return "fluid"
+        """The kernel estimator. The fluid-element estimator resolves the fields far better on
+        frozen snapshots but its full coupled runs are not yet stable (docs/validation_ladder.md,
+        "qhd with swarm estimators"), so it is chosen by name only."""
         return "kernel"
 
     def _accumulate_forces(self, sw):
@@ -352,10 +350,10 @@ class LadderParts:
 
     def _reference_records(self, sw, comm):
         """rho_deviation and drho_error against the exact conditional field (exact_reference)."""
-        if self.field_method == "exact":
-            ex = self.last_fields
-        else:
-            ex = self.reference.fields_at(sw.step, sw.x, need_rho2=False)
+        # evaluated afresh: the method may have replaced parts of its own field estimate (the
+        # trajectory routes put their d rho and the trajectories' rho into it)
+        wf = self.estimator.wf if self.field_method == "exact" else self.reference
+        ex = wf.fields_at(sw.step, sw.x, need_rho2=False)
         dev = np.sqrt(np.sum(np.abs(sw.rho - ex.rho) ** 2, axis=(1, 2)))
         err = np.sum(np.abs(self.drho - ex.drho) ** 2, axis=(1, 2, 3))
         ref = np.sum(np.abs(ex.drho) ** 2, axis=(1, 2, 3))
