@@ -13,9 +13,11 @@ from .base import SwarmEstimator
 from .kernel import PATHS as KERNEL_PATHS, KernelEstimator
 from .fluid import FluidEstimator, FluidFields1D, FluidOptions
 from .oracle import ExactEstimator, ExactWavefunction
+from .density import ModalEstimator, mode_bandwidths, mode_labels
 
 #: ``[method] field_method`` -> estimator class (mqcd/fields/base.py)
-ESTIMATORS = {"kernel": KernelEstimator, "fluid": FluidEstimator, "exact": ExactEstimator}
+ESTIMATORS = {"kernel": KernelEstimator, "fluid": FluidEstimator, "exact": ExactEstimator,
+              "modes": ModalEstimator}
 
 
 def build_estimator(name, opts, model, deck, comm, need, conservative=False) -> SwarmEstimator:
@@ -29,4 +31,4 @@ __all__ = ["FieldOptions", "FieldEstimate", "FieldWorkspace", "estimate_fields",
            "kernel_sums", "Group", "EngineSettings", "log_derivatives", "pack_hermitian",
            "unpack_hermitian", "SwarmEstimator", "KernelEstimator", "FluidEstimator",
            "FluidFields1D", "FluidOptions", "ExactEstimator", "ExactWavefunction", "ESTIMATORS",
-           "build_estimator"]
+           "build_estimator", "ModalEstimator", "mode_labels", "mode_bandwidths"]

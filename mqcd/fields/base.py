@@ -12,6 +12,8 @@ knows which estimator it got (design note "Swarm fields: one interface, several 
                    fits of the single-valued rho field (mqcd/fields/fluid.py)
 ``exact``          the oracle: the exact split-operator wavefunction propagated alongside
                    the swarm (mqcd/fields/oracle.py)
+``modes``          kernel sums with the normal-reference bandwidth of each mode of the
+                   swarm, so no kernel spans separated packets (mqcd/fields/density.py)
 =================  =====================================================================
 
 Every estimator returns a :class:`mqcd.fields.FieldEstimate` (atomic units; ``n`` bohr^-D,

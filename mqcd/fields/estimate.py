@@ -121,6 +121,10 @@ class FieldOptions:
         per neighbour pair as the kernel work of all pairs at this fraction).
     workers : int, default 1
         Threads for ``scipy.fft``.
+    source_factors : (N,) array or None
+        Given per-source bandwidth factors (source ``s`` uses ``h * source_factors[s]`` for the
+        density and the regression alike), e.g. the per-mode widths of
+        :mod:`mqcd.fields.density`; overrides ``adaptive``.
     """
 
     method: str = "auto"
@@ -148,6 +152,7 @@ class FieldOptions:
     max_grid_cells: int = 1 << 24
     tree_max_fraction: float = 0.3
     workers: int = 1
+    source_factors: Optional[np.ndarray] = None
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -560,7 +565,14 @@ def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = Non
     method, reason = choose_method(opts.method, N, N, D, x, np.minimum(h_n, h_r), h_big, settings,
                                    opts.pairs_below, opts.max_grid_cells, opts.tree_max_fraction)
     lam = None
-    if opts.adaptive:
+    if opts.source_factors is not None:
+        lam = np.ascontiguousarray(opts.source_factors, dtype=np.float64).reshape(N)
+        lmin, lmax = float(lam.min()), float(lam.max())
+        ncls = 1 + int(np.ceil(np.log(lmax / lmin) / np.log(opts.class_ratio) - 1e-12))
+        method, reason = choose_method(opts.method, N, M, D, x, np.minimum(h_n, h_r) * lmin,
+                                       h_big * lmax, settings, opts.pairs_below, opts.max_grid_cells,
+                                       opts.tree_max_fraction, n_classes=ncls)
+    elif opts.adaptive:
         # fixed-bandwidth pilot density at the trajectories, then Abramson factors
         nb_p = neighbour_lists(x, x, h_n, settings.cutoff, same=True) if method == "tree" else None
         pilot = kernel_sums(x, x, w[:, None], [Group(multi_indices(D, 0), 0, 1, h_n, "deriv")],

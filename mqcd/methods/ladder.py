@@ -23,6 +23,11 @@ so one field estimate per step suffices. G is Hermitian, so the exact unitary st
 and purity to round-off. ``correction_scale`` multiplies every correction; 0 gives plain Ehrenfest
 (resp. FSSH) to the last bit, which the tests check.
 
+Route (b) of ``ehrenfest-qc`` uses by default the published CTMQC parts of mqcd/methods/ctmqc.py
+(pair-specific quantum-momentum centres, the population reset of the accumulated forces, the
+energy-conserving force; all switchable, docs/theory/fields.md section 9) and the per-mode density
+estimator (``field_method = "modes"``). Apart from that reset,
+
 Regularisation: there is no threshold, clamp or reset. Where the density is small (swarm edges) the
 Gaussian smearing keeps n > 0 and d ln n finite (bounded by the distance to the swarm over h^2);
 the only regularisation is the documented bandwidth rule (``density_scale``,
@@ -36,10 +41,13 @@ from ..electronic.adiabatic import adiabatic_gradients
 from ..electronic.coherence import accumulate_forces, population_rates, trajectory_derivatives
 from ..electronic.geometry import geometry_from_fields
 from ..fields import FieldWorkspace, build_estimator
-from ..fields.base import restrict
+from ..fields.base import local_rows, restrict
 from ..fields.kernel import PATHS as KERNEL_PATHS
 from ..io.schema import DeckError, Key, non_negative, positive
 from .base import Method
+from .ctmqc import (AUTO as CTMQC_AUTO, CTMQC_KEYS, adiabatic, correction_and_force,
+                    energy_shell_momenta, pair_centre_velocity, pair_differences, reset_forces,
+                    resolve as resolve_ctmqc, restore_energy)
 from .fssh import FSSH
 
 FIELD_KEYS = {
@@ -69,9 +77,17 @@ FIELD_KEYS = {
                         "'fluid' (fluid elements in 1D: density from the ordered elements' spacing, "
                         "local fits of the single-valued rho field; needs [initial] sampling = "
                         "'hydrodynamic'), 'exact' (the oracle: fields of the exact split-operator "
-                        "solution propagated alongside, 1D/2D), 'auto' (kernel: the fluid "
-                        "estimator's coupled runs are not yet stable, docs/validation_ladder.md)",
-                        choices=("auto", "kernel", "fluid", "exact", "grid", "tree", "pairs")),
+                        "solution propagated alongside, 1D/2D), 'auto' (fluid for qhd and the "
+                        "geometric rungs started as fluid elements in 1D, else kernel); "
+                        "'modes' (kernel sums with the normal-reference bandwidth of each mode "
+                        "of the swarm, so that no kernel spans separated packets; "
+                        "mqcd/fields/density.py)",
+                        choices=("auto", "kernel", "fluid", "exact", "grid", "tree", "pairs",
+                                 "modes")),
+    "mode_persistence": Key("float", 0.3, "field_method = 'modes': a mode whose saddle density "
+                            "exceeds this fraction of its peak density is merged into its "
+                            "neighbour (docs/theory/fields.md)",
+                            check=lambda v: None if 0 < v < 1 else "must be in (0, 1)"),
     "exact_reference": Key("bool", False, "propagate the exact solution alongside (1D/2D) and write "
                            "diagnostics/rho_deviation and diagnostics/drho_error per record: how far "
                            "the trajectories' rho and the estimator's d rho are from the exact "
@@ -105,6 +121,7 @@ FIELD_KEYS = {
                       "zero, fixed bandwidths) or 'pointwise' (from the local metric derivative)",
                       choices=("conservative", "pointwise")),
     "adaptive": Key("bool", False, "Abramson adaptive bandwidths (multi-modal swarms)"),
+    **CTMQC_KEYS,
 }
 
 
@@ -132,15 +149,37 @@ class LadderParts:
                             "'regression' provides; allowed: 'regression', 'auto'")
         self.route = "trajectory" if route.startswith("trajectory") else route
         self.basis = route == "trajectory-basis"
+        opts = resolve_ctmqc(opts, self.name, self.route)
         pc = opts["population_constraint"]
-        self.constrain = pc == "on" or (pc == "auto" and self.route == "trajectory")
+        self.constrain = pc == "on" or (pc == "auto" and self.route == "trajectory"
+                                        and opts["quantum_momentum"] != "pair-centre")
         self.ridge_c = opts["constraint_ridge"]
+        # route-(b) parts from the published CTMQC codes (mqcd/methods/ctmqc.py)
+        self.qmom = opts["quantum_momentum"]
+        self.reset = opts["force_reset"]
+        self.reset_thr = opts["reset_threshold"]
+        self.qc_force = opts["qc_force"]
+        self.qc_floor = opts["qc_energy_floor"]
+        self.qc_fraction = opts["qc_step_fraction"]
+        self.acc_force = opts["accumulated_force"]
+        self.qmom_slope = opts["qmom_slope"]
+        self.ctmqc_parts = self.route == "trajectory" and self.quantum_coupling and (
+            self.qmom != "osmotic" or self.qc_force != "gradient")
+        if self.route != "trajectory" and (self.qmom != "osmotic" or self.reset != "never"
+                                           or self.qc_force != "gradient"
+                                           or self.acc_force != "history"):
+            raise DeckError("[method] quantum_momentum, force_reset, accumulated_force and "
+                            "qc_force act on the trajectory route only: set rho_derivatives = "
+                            "'trajectory' (or leave them at 'osmotic', 'never', 'history', "
+                            "'gradient')")
         need = ["density"]
         if self.quantum_force:
             need.append("logn3")
         if self.route != "trajectory":
             need.append("rho2" if self.geometric else "rho")
         fm = opts["field_method"]
+        if fm == "auto" and self.route == "trajectory":
+            fm = CTMQC_AUTO.get(self.name, {}).get("field_method", "auto")
         if fm == "auto":
             fm = self._auto_field_method()
         if fm == "fluid" and self.deck.initial["sampling"] != "hydrodynamic":
@@ -148,6 +187,8 @@ class LadderParts:
                             "elements: set [initial] sampling = 'hydrodynamic' (or use "
                             "field_method = 'kernel')")
         self.field_method = fm
+        if self.qmom == "pair-centre" and fm == "modes" and self.qmom_slope == "kernel":
+            need.append("alpha")          # slopes of the per-trajectory Gaussians
         # forces that are divergences in the exact theory: conservative (zero-sum) form
         self.div_forces = self.correction_forces and self.force_form == "conservative"
         try:
@@ -196,7 +237,13 @@ class LadderParts:
         f = self.estimator.estimate(sw)
         if trajectory:
             E, V = sw.ensure_adiabatic()
-            _, drho = trajectory_derivatives(sw.rho, sw.dH, E, V, self.fmom, basis=self.basis,
+            if self.reset == "population":
+                reset_forces(self.fmom, adiabatic(sw.rho, V), self.reset_thr)
+            self.f_used = self.fmom
+            if self.acc_force == "energy-shell":
+                self.f_used = energy_shell_momenta(sw.p, self.model.masses, E,
+                                                   adiabatic(sw.rho, V))
+            _, drho = trajectory_derivatives(sw.rho, sw.dH, E, V, self.f_used, basis=self.basis,
                                              out=self.ws_route)
             f.rho, f.drho = sw.rho, drho
         self.drho = f.drho
@@ -228,6 +275,9 @@ class LadderParts:
             for j, c in enumerate(shift):
                 G -= c * self.drho[:, j]
         self.shift = shift
+        F_qc = None
+        if self.ctmqc_parts:
+            G, F_qc = self._ctmqc_correction(sw, f, geo, shift)
         G *= self.scale
         self.G_prev, self.G_now = self.G_now, G
         xi = 1.0 / np.asarray(self.model.masses, dtype=np.float64)
@@ -244,7 +294,9 @@ class LadderParts:
             else:                                 # pointwise forms
                 if self.geometric:
                     Fc -= geo.T1
-                if self.quantum_coupling:
+                if self.quantum_coupling and F_qc is not None:
+                    Fc += F_qc
+                elif self.quantum_coupling:
                     for j, c in enumerate(shift):
                         Fc += 2.0 * (geo.u[:, j] - c)[:, None] * geo.g[:, :, j]
             if self.quantum_force:                # MB(68): (1/4n) d_j (n xi^jj d_j d_k ln n)
@@ -262,6 +314,36 @@ class LadderParts:
             # mean is <Q>, the quantum potential's contribution to the conserved energy)
             self.E_q = 0.125 * np.sum(xi * f.dlogn ** 2, axis=1)
         return self.F_corr
+
+    def _ctmqc_correction(self, sw, f, geo, shift):
+        """Route (b) with the CTMQC parts (mqcd/methods/ctmqc.py): ``(G, force)``."""
+        E, V = sw.ensure_adiabatic()
+        rho_a = adiabatic(sw.rho, V)
+        Df = pair_differences(self.f_used)
+        ns = rho_a.shape[1]
+        if self.qmom == "pair-centre":
+            alpha = f.extra.get("alpha")
+            if self.qmom_slope == "mode":  # each mode (or the swarm) as one Gaussian
+                s = f.extra.get("mode_spread")
+                if s is None:
+                    s = np.broadcast_to(np.asarray(f.extra["spread"], np.float64),
+                                        sw.x.shape)
+                alpha = 0.5 / np.asarray(s) ** 2
+            elif alpha is None:            # one fixed bandwidth: alpha = 1 / (2 h^2)
+                h = np.asarray(f.h_density, dtype=np.float64)
+                lam = (np.ones(sw.ntraj) if f.lam is None
+                       else np.asarray(f.lam)[local_rows(self.comm, sw.ntraj)])
+                alpha = 0.5 / (h[None, :] * lam[:, None]) ** 2
+            unm, self.R0 = pair_centre_velocity(self.comm, sw.x, alpha, geo.u,
+                                                np.abs(rho_a) ** 2, Df, self.model.masses,
+                                                groups=f.extra.get("mode_label"),
+                                                n_groups=f.extra.get("n_modes", 1))
+        else:
+            unm = np.broadcast_to((geo.u - shift[None, :])[:, :, None, None],
+                                  Df.shape[:2] + (ns, ns))
+        return correction_and_force(rho_a, V, Df, unm, E, sw.p / sw.masses, self.model.masses,
+                                    self.qc_force, self.qc_floor, dt=sw.dt,
+                                    fraction=self.qc_fraction)
 
     def _combined_correction_flux(self, f):
         """MB(67) in flux form, ``-(1/(2n)) sum_i d_i (n xi^ii d_i rho)``, from the estimator's
@@ -387,6 +469,12 @@ class _MeanFieldLadder(LadderParts, Method):
     def force(self, sw):
         super().force(sw)                       # -Tr(rho dH)
         sw.F += self._update_fields(sw)
+
+    def events(self, sw, dt):
+        """qc_force = 'energy': remove the time-step residual of the energy-conserving force
+        (mqcd/methods/ctmqc.py, ``restore_energy``)."""
+        if self.ctmqc_parts and self.qc_force == "energy" and self.scale > 0:
+            restore_energy(sw, self.potential_energy(sw))
 
 
 class GeometricEhrenfest(_MeanFieldLadder):

@@ -1,0 +1,298 @@
+"""Per-mode ("multi-modal") bandwidths: kernel fields that stay local when the swarm branches.
+
+The global normal-reference rule of :mod:`mqcd.fields.bandwidth` measures one spread for the
+whole swarm. Once a wavepacket has split into a reflected and a transmitted packet, that spread
+is the packets' separation: one kernel then spans both packets, ``grad ln n`` flattens inside
+each, and the quantum-coupling term that drives decoherence vanishes (issue 11: the bandwidth
+grew from 0.41 to 26.5 bohr on Tully 3, k = 10). Here the swarm is first divided into its
+*modes* and every trajectory gets the normal-reference bandwidth of its own mode:
+
+1. **Pilot density** at every trajectory from its distance to the ``k``-th nearest neighbour,
+   ``n_p(x_I) ~ k / (N r_k(I)^D)`` (``scipy.spatial.cKDTree``; coordinates scaled by the
+   per-dof standard deviation, so the rule is unit-free), ``k = clip(2 sqrt(N), 16, 64)``.
+2. **Modes by topological persistence** (ToMATo, Chazal, Guibas, Oudot & Skraba, J. ACM 60, 41
+   (2013)): trajectories are taken in order of decreasing pilot density and joined to the mode of
+   their densest already-seen neighbour (kNN graph). Where two modes meet at a trajectory of
+   density ``n_s`` (a saddle), the lower mode (peak ``n_peak``) stays separate only if it is
+   *prominent*, ``n_s < persistence * n_peak``, and has at least ``k`` members; otherwise it is
+   merged. So pilot noise (relative size ``k^-1/2 <= 0.25``) cannot create modes, and two packets
+   with an empty (or sparse) region between them are two modes.
+3. **Per-mode normal reference** (Silverman 1986; Chacon, Duong & Wand 2011 for the derivative
+   order ``r``): ``h_c = scale c(D, r) s_c N_c^(-1/(D + 2r + 4))`` with ``s_c`` Silverman's robust
+   spread ``min(std, IQR/1.349)`` of the mode's members and ``N_c`` their effective number.
+   Each trajectory is the source of a Gaussian of its mode's width; the density is the sum of all
+   of them (a sample-point kernel estimator, Terrell & Scott 1992), so ``n`` is smooth and
+   ``grad ln n`` is the exact gradient of the estimate.
+
+Convergence: within a mode the rule is the normal reference, whose mean integrated squared error
+of ``grad ln n`` falls like ``N^(-4/(D+6))`` (``N^(-4/7)`` in 1D, as for one packet); the mode
+assignment is a consistent estimate of the density's basins (ToMATo's guarantee) as ``N`` grows,
+so a swarm of two separated packets converges like each packet alone. Cost: the kNN query is
+``O(N k log N)``, the persistence pass ``O(N k)``, and the kernel sums use the grid path with one
+bandwidth class per distinct mode width (``O(N + G log G)`` per class): no ``N^2`` anywhere
+(``python tools/ctmqc_validation.py cost``).
+
+With one mode the widths are the global normal-reference rule with Silverman's spread: a
+single Gaussian packet is estimated exactly as before.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from numba import njit
+from scipy.spatial import cKDTree
+
+from .bandwidth import effective_count, normal_reference_constant, spread
+from .base import local_rows, restrict
+from .engine import Group, kernel_sums
+from .estimate import estimate_fields
+from .kernel import KernelEstimator
+from .multiindex import multi_indices
+
+
+def pilot_neighbours(x, k=None):
+    """kNN pilot: ``(log_density (N,), neighbours (N, k) int64)``; ``k`` default
+    ``clip(2 sqrt(N), 16, 64)`` (at most ``N - 1``). Distances in per-dof standard deviations."""
+    x = np.asarray(x, dtype=np.float64)
+    N, D = x.shape
+    if k is None:
+        k = int(np.clip(np.ceil(2.0 * np.sqrt(N)), 16, 64))
+    k = int(min(k, N - 1))
+    if k < 1:
+        return np.zeros(N), np.zeros((N, 0), dtype=np.int64)
+    if D == 1:                       # sorted merge of the two sides: O(N k), no tree
+        order = np.argsort(x[:, 0], kind="stable")
+        rk, nb = _knn_sorted(np.ascontiguousarray(x[order, 0]), k)
+        idx = np.empty((N, k), dtype=np.int64)
+        idx[order] = order[nb]
+        r = np.empty(N)
+        r[order] = rk
+        return -np.log(np.maximum(r, 1e-300)), idx
+    s = x.std(axis=0)
+    s = np.where(s > 0, s, 1.0)
+    tree = cKDTree(x / s)
+    dist, idx = tree.query(x / s, k=k + 1)
+    rk = np.maximum(dist[:, -1], 1e-300)
+    return -D * np.log(rk), np.ascontiguousarray(idx[:, 1:], dtype=np.int64)
+
+
+@njit(cache=True)
+def _knn_sorted(xs, k):
+    """k nearest neighbours of every point of the sorted 1D array ``xs``: (distance to the k-th
+    (N,), indices into xs (N, k))."""
+    N = xs.size
+    rk = np.empty(N)
+    nb = np.empty((N, k), dtype=np.int64)
+    for i in range(N):
+        lo, hi = i - 1, i + 1
+        for a in range(k):
+            dl = xs[i] - xs[lo] if lo >= 0 else np.inf
+            dh = xs[hi] - xs[i] if hi < N else np.inf
+            if dl <= dh:
+                nb[i, a] = lo
+                rk[i] = dl
+                lo -= 1
+            else:
+                nb[i, a] = hi
+                rk[i] = dh
+                hi += 1
+    return rk, nb
+
+
+@njit(cache=True)
+def _find(parent, i):
+    r = i
+    while parent[r] != r:
+        r = parent[r]
+    while parent[i] != r:          # path compression
+        nxt = parent[i]
+        parent[i] = r
+        i = nxt
+    return r
+
+
+@njit(cache=True)
+def _persistence_modes(logf, nbr, log_persistence, min_size):
+    N, k = nbr.shape
+    order = np.argsort(-logf)
+    parent = np.full(N, -1, dtype=np.int64)
+    peak = np.empty(N)
+    size = np.zeros(N, dtype=np.int64)
+    roots = np.empty(k, dtype=np.int64)
+    for i in order:
+        nr = 0
+        best = -1
+        for a in range(k):
+            j = nbr[i, a]
+            if parent[j] < 0:
+                continue
+            r = _find(parent, j)
+            seen = False
+            for b in range(nr):
+                if roots[b] == r:
+                    seen = True
+            if not seen:
+                roots[nr] = r
+                nr += 1
+                if best < 0 or peak[r] > peak[best]:
+                    best = r
+        if best < 0:
+            parent[i] = i
+            peak[i] = logf[i]
+            size[i] = 1
+            continue
+        parent[i] = best
+        size[best] += 1
+        for b in range(nr):
+            r = roots[b]
+            if r == best:
+                continue
+            # merge a mode that is not prominent (saddle close to its peak) or too small
+            if logf[i] >= peak[r] + log_persistence or size[r] < min_size:
+                parent[r] = best
+                size[best] += size[r]
+    labels = np.empty(N, dtype=np.int64)
+    for i in range(N):
+        labels[i] = _find(parent, i)
+    return labels
+
+
+def mode_labels(x, persistence=0.3, k=None, sample=20000):
+    """Modes of the swarm (see the module docstring): ``(labels (N,) int64 in 0..C-1, C)``.
+
+    Parameters
+    ----------
+    x : (N, D) positions (bohr).
+    persistence : a mode whose saddle density exceeds this fraction of its peak is merged into
+        its neighbour (0 < persistence < 1; smaller: fewer modes).
+    k : neighbours of the pilot (default ``clip(2 sqrt(N), 16, 64)``).
+    sample : above this many trajectories the modes are found on every m-th trajectory
+        (deterministic) and the others join the mode of their nearest sampled trajectory, which
+        bounds the pilot's cost at ``O(sample k log sample + N log sample)``.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    N = x.shape[0]
+    if N < 4:
+        return np.zeros(N, dtype=np.int64), 1
+    xs = x if N <= sample else np.ascontiguousarray(x[::-(-N // sample)])
+    logf, nbr = pilot_neighbours(xs, k)
+    raw = _persistence_modes(logf, nbr, float(np.log(persistence)), int(nbr.shape[1]))
+    uniq, labels = np.unique(raw, return_inverse=True)
+    if xs is not x:
+        s = xs.std(axis=0)
+        s = np.where(s > 0, s, 1.0)
+        labels = labels[cKDTree(xs / s).query(x / s, k=1)[1]]
+    return labels.astype(np.int64), int(uniq.size)
+
+
+def mode_bandwidths(x, weights, labels, n_modes, *, deriv=1, scale=1.0, spreads=False):
+    """Per-trajectory bandwidths ``(N, D)``: the normal-reference rule of each trajectory's mode
+    (Silverman spread, effective count); a mode with zero spread in some dof falls back to the
+    whole swarm's rule there. ``spreads``: also return each trajectory's mode spread (N, D),
+    bohr."""
+    x = np.asarray(x, dtype=np.float64)
+    N, D = x.shape
+    w = np.full(N, 1.0 / N) if weights is None else np.asarray(weights, np.float64)
+    c = normal_reference_constant(D, deriv)
+    expo = -1.0 / (D + 2 * deriv + 4)
+    s_all = spread(x, w, "silverman")
+    h_all = scale * c * s_all * effective_count(w) ** expo
+    h = np.empty((N, D))
+    sp = np.empty((N, D))
+    for m in range(n_modes):
+        sel = labels == m
+        if sel.sum() < 2:
+            h[sel], sp[sel] = h_all, s_all
+            continue
+        wm = w[sel]
+        sm = spread(x[sel], wm, "silverman")
+        hm = scale * c * sm * effective_count(wm) ** expo
+        h[sel] = np.where(hm > 0, hm, h_all)
+        sp[sel] = np.where(sm > 0, sm, s_all)
+    return (h, sp) if spreads else h
+
+
+class ModalEstimator(KernelEstimator):
+    """Kernel fields with per-mode bandwidths (``[method] field_method = "modes"``).
+
+    Same interface and outputs as the kernel estimator; in addition ``f.extra["mode_spread"]``
+    (N, D), bohr: the spread of each trajectory's mode, and ``f.extra["alpha"]`` (N, D),
+    bohr^-2: the slope ``alpha_I = (1/2) sum_J K_J(x_I) / h_J^2 / sum_J K_J(x_I)`` of the
+    quantum momentum ``-(1/2) d ln n`` of the sum of Gaussians (CTMQC's ``alpha``, used for the
+    pair-specific centres of :mod:`mqcd.methods.ctmqc`), when the estimator was built with
+    ``"alpha"`` in ``need``. No conservative divergence (the symmetric-pair form needs one
+    bandwidth per kernel): the geometric rungs then use the pointwise forms.
+    """
+
+    name = "modes"
+    has_divergence = False
+
+    def __init__(self, opts, model, deck, comm, need, conservative=False):
+        need = tuple(need)
+        self.want_alpha = "alpha" in need
+        need = tuple(t for t in need if t != "alpha")
+        super().__init__(opts, model, deck, comm, need, False)
+        self.persistence = float(opts.get("mode_persistence", 0.3))
+        self.n_modes = 1
+        self.h_max = None
+
+    def options_for(self, x_all):
+        """Field options with the per-mode bandwidths of the swarm ``x_all``."""
+        fo = self.fopts
+        labels, C = mode_labels(x_all, self.persistence)
+        h, self.spreads = mode_bandwidths(x_all, None, labels, C, deriv=fo.density_deriv,
+                                          scale=float(fo.density_scale), spreads=True)
+        D = x_all.shape[1]
+        h_ref = np.exp(np.log(h).mean(axis=0))
+        lam = np.exp(np.log(h / h_ref).mean(axis=1))
+        # regression: the same per-source factors on the swarm's reference regression width
+        c_ratio = (normal_reference_constant(D, fo.regression_deriv)
+                   / normal_reference_constant(D, fo.density_deriv))
+        N = x_all.shape[0]
+        n_ratio = N ** (-1.0 / (D + 2 * fo.regression_deriv + 4)
+                        + 1.0 / (D + 2 * fo.density_deriv + 4))
+        h_r = float(fo.regression_scale) / float(fo.density_scale) * c_ratio * n_ratio * h_ref
+        self.n_modes, self.h_max = C, (h_ref[None, :] * lam[:, None]).max(axis=0)
+        self.labels = labels
+        return dataclasses.replace(fo, h_density=h_ref, h_regression=h_r, source_factors=lam,
+                                   adaptive=False, density_scale=1.0, regression_scale=1.0)
+
+    def estimate(self, sw, need=None):
+        need = self.need if need is None else tuple(t for t in need if t != "alpha")
+        comm = self.comm
+        x_all = comm.allgather_rows(sw.x)
+        wants_rho = any(t.startswith("rho") for t in need)
+        rho_all = comm.allgather_rows(sw.rho) if wants_rho else None
+        fo = self.options_for(x_all)
+        f = estimate_fields(x_all, rho_all, self.masses, fo, need=need, workspace=self.ws)
+        alpha = self._alpha(x_all, f, fo) if self.want_alpha else None
+        self.last = f
+        sl = local_rows(comm, sw.ntraj)
+        out = restrict(f, sl)
+        out.extra = {**f.extra, "mode_spread": self.spreads[sl], "mode_label": self.labels[sl],
+                     "n_modes": self.n_modes}
+        if alpha is not None:
+            out.extra["alpha"] = alpha[sl]
+        return out
+
+    def _alpha(self, x_all, f, fo):
+        N, D = x_all.shape
+        lam = fo.source_factors
+        w = f.weights
+        hs = fo.h_density[None, :] * lam[:, None]                   # (N, D)
+        F = np.concatenate([w[:, None], w[:, None] / hs ** 2], axis=1)
+        S = kernel_sums(x_all, x_all, F, [Group(multi_indices(D, 0), 0, D + 1, fo.h_density,
+                                                "deriv")], f.method, fo.engine(), lam=lam)[0]
+        S = S[:, 0, :]
+        return 0.5 * S[:, 1:] / S[:, :1]
+
+    def divergence(self, f, G):
+        return None
+
+    def records(self):
+        out = super().records()
+        if self.h_max is not None:
+            out["diagnostics/bandwidth_density"] = (np.asarray(self.h_max, float), "bohr")
+            out["diagnostics/density_modes"] = (float(self.n_modes), "1")
+        return out

@@ -1,0 +1,204 @@
+"""Coupled-trajectory quantum coupling (issue 11): the seven CTMQC comparison cases, the
+decoherence indicator against exact, and the cost of the per-mode density estimator.
+
+    python tools/ctmqc_validation.py table --ntraj 200 [--methods ehrenfest-qc,...] [--cases ...]
+    python tools/ctmqc_validation.py coherence --ntraj 1000
+    python tools/ctmqc_validation.py cost
+
+``table`` prints, per case and method, max |Δ| of T0 T1 R0 R1 to exact, the swarm's largest
+ensemble energy drift |<E>(t) - <E>(0)| (hartree), the largest single-trajectory drift, and
+whether the run ended by the exit rule (all trajectories out) before t_end. Initial conditions
+are those of docs/validation.md (x0 = -15 bohr, width 10/k, lower adiabatic state, M = 2000,
+dt = 0.5, stop = "exit"), seed 1. Exact results are cached in --data.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from mqcd.analysis.validate import branching_vec, exact_result, scattering_deck
+
+CASES = [("tully1", 10.0), ("tully1", 20.0), ("tully2", 16.0), ("tully2", 30.0),
+         ("tully3", 10.0), ("tully3", 20.0), ("double_arch", 15.0)]
+
+#: label -> [method] table. "ehrenfest-qc" is the default (per-mode widths, CTMQC pair centres
+#: with each mode's Gaussian slope, population reset, energy-conserving force); the others switch
+#: one part back (docs/validation_ladder.md, "Coupled-trajectory quantum coupling")
+OLD = {"name": "ehrenfest-qc", "quantum_momentum": "osmotic", "force_reset": "never",
+       "qc_force": "gradient"}
+METHODS = {
+    "ehrenfest": {"name": "ehrenfest"},
+    "fssh+edc": {"name": "fssh", "decoherence": "edc"},
+    "ehrenfest-qc": {"name": "ehrenfest-qc"},
+    # the previous default (global normal-reference kernel, osmotic u with the population
+    # constraint, no reset, 2 u.g): the issue's column
+    "ehrenfest-qc-old": {**OLD, "field_method": "kernel"},
+    "qc-old-modes": {**OLD, "field_method": "modes"},
+    "qc-old-modes-reset": {**OLD, "field_method": "modes", "force_reset": "population"},
+    "qc-no-reset": {"name": "ehrenfest-qc", "force_reset": "never"},
+    "qc-gradient-force": {"name": "ehrenfest-qc", "qc_force": "gradient"},
+    "qc-kernel-slope": {"name": "ehrenfest-qc", "qmom_slope": "kernel"},
+    "qc-global-kernel": {"name": "ehrenfest-qc", "field_method": "kernel"},
+    "qc-energy-shell": {"name": "ehrenfest-qc", "accumulated_force": "energy-shell",
+                        "force_reset": "never"},
+    "qc-half": {"name": "ehrenfest-qc", "correction_scale": 0.5},
+    "qc-strict-energy": {"name": "ehrenfest-qc", "qc_step_fraction": 0.25},
+    "fssh-coupled": {"name": "fssh-coupled"},
+    "fssh-coupled-kernel": {"name": "fssh-coupled", "field_method": "kernel"},
+    "fssh-coupled-modes": {"name": "fssh-coupled", "field_method": "modes"},
+}
+
+
+def run_case(model, k, label, ntraj, data, seed=1):
+    """One run: dict with delta, drift_ens, drift_max, exited, seconds, and the result."""
+    from mqcd.api import run
+    deck = scattering_deck(model, k, METHODS[label], ntraj=ntraj, seed=seed)
+    t_end = deck["run"]["t_end"]
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = run(deck)
+    sec = time.perf_counter() - t0
+    ex = exact_result(model, k, data)
+    delta = float(np.max(np.abs(branching_vec(res) - branching_vec(ex))))
+    ens = float(np.max(np.abs(np.asarray(res["energy/ensemble_drift"]))))
+    per = float(np.max(np.abs(np.asarray(res["final/energy_drift"]))))
+    exited = bool(np.asarray(res["time"])[-1] < t_end - 1e-9)
+    return {"delta": delta, "drift_ens": ens, "drift_max": per, "exited": exited,
+            "seconds": sec, "result": res, "exact": ex}
+
+
+def cmd_table(args):
+    labels = args.methods.split(",")
+    cases = CASES if not args.cases else [(c.split(":")[0], float(c.split(":")[1]))
+                                          for c in args.cases.split(",")]
+    print(f"N = {args.ntraj}, seed {args.seed}: max|Δ| (ensemble drift / largest trajectory "
+          "drift, hartree; * = ran to t_end)")
+    print("| case | " + " | ".join(labels) + " |")
+    print("|---|" + "---|" * len(labels))
+    for model, k in cases:
+        cells = []
+        for lab in labels:
+            r = run_case(model, k, lab, args.ntraj, args.data, args.seed)
+            cells.append(f"{r['delta']:.3f} ({r['drift_ens']:.1e}/{r['drift_max']:.1e})"
+                         + ("" if r["exited"] else "*"))
+            print(f"# {model} k={k:g} {lab}: {r['seconds']:.0f} s", file=sys.stderr, flush=True)
+        print(f"| {model} k={k:g} | " + " | ".join(cells) + " |", flush=True)
+
+
+def indicator_rms(res, ex):
+    """rms deviation of the decoherence indicator from exact over the exact record times inside
+    the run (after the run ends the trajectory value is held: it no longer changes once every
+    trajectory is out of the coupling region)."""
+    te, ie = np.asarray(ex["time"]), np.asarray(ex["coherence/indicator"])
+    tr, ir = np.asarray(res["time"]), np.asarray(res["coherence/indicator"])
+    sel = te <= tr[-1]
+    return float(np.sqrt(np.mean((np.interp(te[sel], tr, ir) - ie[sel]) ** 2)))
+
+
+def cmd_coherence(args):
+    """Decoherence indicator (ensemble mean |rho_01|^2, adiabatic) vs time against exact."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    labels = args.methods.split(",")
+    cases = [(c.split(":")[0], float(c.split(":")[1])) for c in args.cases.split(",")]
+    fig, axes = plt.subplots(1, len(cases), figsize=(6.5 * len(cases), 4), squeeze=False)
+    print(f"N = {args.ntraj}, seed {args.seed}")
+    print("| case | method | indicator at end | exact at end | rms deviation |")
+    print("|---|---|---|---|---|")
+    for ax, (model, k) in zip(axes[0], cases):
+        ex = None
+        for lab in labels:
+            r = run_case(model, k, lab, args.ntraj, args.data, args.seed)
+            ex = r["exact"]
+            res = r["result"]
+            ax.plot(res["time"], res["coherence/indicator"], label=lab)
+            print(f"| {model} k={k:g} | {lab} | {res['coherence/indicator'][-1]:.4f} | "
+                  f"{ex['coherence/indicator'][-1]:.4f} | {indicator_rms(res, ex):.4f} |",
+                  flush=True)
+        ax.plot(ex["time"], ex["coherence/indicator"], "k-", lw=2, label="exact")
+        ax.set_xlabel("time (atomic_unit_of_time)")
+        ax.set_ylabel("mean |rho_01|^2 (adiabatic)")
+        ax.set_title(f"{model}, k = {k:g}, N = {args.ntraj}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.figure, dpi=100)
+    print(f"\nfigure: {args.figure}")
+
+
+def cmd_cost(args):
+    """Seconds per field estimate (density and grad ln n, 1D) vs N for the per-mode estimator
+    and the global kernel estimator, on a swarm of two packets 20 bohr apart; the local
+    log-log slope of the last decade shows the scaling."""
+    from mqcd.fields.density import ModalEstimator
+    from mqcd.fields.kernel import KernelEstimator
+    from mqcd.parallel.comm import SerialComm
+
+    class Model:
+        masses = [2000.0]
+
+    class S:
+        pass
+    rng = np.random.default_rng(1)
+    Ns = [int(v) for v in args.sizes.split(",")]
+    print("| N | modes: s/step | modes found | kernel (global): s/step |")
+    print("|---|---|---|---|")
+    rows = []
+    for N in Ns:
+        x = np.concatenate([rng.normal(-10, 0.7, N - N // 3), rng.normal(10, 1.2, N // 3)])
+        sw = S()
+        sw.x, sw.rho, sw.ntraj = x[:, None], None, N
+        out = []
+        for cls in (ModalEstimator, KernelEstimator):
+            est = cls({"field_method": "modes" if cls is ModalEstimator else "kernel"},
+                      Model(), None, SerialComm(), ("density",))
+            est.estimate(sw)                                    # compile / warm up
+            reps = max(1, int(2e5 // N))
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                est.estimate(sw)
+            out.append((time.perf_counter() - t0) / reps)
+            if cls is ModalEstimator:
+                modes = est.n_modes
+        rows.append((N, out[0], out[1]))
+        print(f"| {N} | {out[0]:.3e} | {modes} | {out[1]:.3e} |", flush=True)
+    if len(rows) > 1:
+        (n0, a0, b0), (n1, a1, b1) = rows[-2], rows[-1]
+        print(f"\nslope d ln t / d ln N over the last step: modes {np.log(a1 / a0) / np.log(n1 / n0):.2f},"
+              f" kernel {np.log(b1 / b0) / np.log(n1 / n0):.2f}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("table")
+    t.add_argument("--ntraj", type=int, default=200)
+    t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--methods", default="ehrenfest-qc,fssh-coupled")
+    t.add_argument("--cases", default="")
+    t.add_argument("--data", default=str(Path("out") / "validation"))
+    h = sub.add_parser("coherence")
+    h.add_argument("--ntraj", type=int, default=1000)
+    h.add_argument("--seed", type=int, default=1)
+    h.add_argument("--methods", default="ehrenfest,ehrenfest-qc-old,ehrenfest-qc")
+    h.add_argument("--cases", default="tully3:10,tully1:10")
+    h.add_argument("--data", default=str(Path("out") / "validation"))
+    h.add_argument("--figure", default=str(Path("docs") / "figures" / "ctmqc_coherence.png"))
+    c = sub.add_parser("cost")
+    c.add_argument("--sizes", default="100,1000,10000,100000,1000000")
+    args = ap.parse_args(argv)
+    if args.cmd == "cost":
+        return cmd_cost(args)
+    Path(args.data).mkdir(parents=True, exist_ok=True)
+    return {"table": cmd_table, "coherence": cmd_coherence}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
