@@ -209,3 +209,21 @@ def test_energy_shell_momenta_have_the_surface_kinetic_energy():
     assert np.allclose(Tn, want, rtol=1e-12, atol=1e-15)
     cross = f[:, 0, :] * p[:, 1, None] - f[:, 1, :] * p[:, 0, None]
     assert np.max(np.abs(cross)) < 1e-10 * np.max(np.abs(p)) ** 2
+
+
+def test_route_b_parts_are_refused_on_the_regression_route():
+    from conftest import make_deck
+    from mqcd.io.deck import deck_model, read_deck
+    from mqcd.io.schema import DeckError
+    from mqcd.methods import build_method
+    deck = read_deck(make_deck(method="ehrenfest-qc", rho_derivatives="regression",
+                               quantum_momentum="pair-centre"))
+    with pytest.raises(DeckError, match="quantum_momentum"):
+        build_method(deck, deck_model(deck))
+    deck = read_deck(make_deck(method="ehrenfest-qc"))
+    meth = build_method(deck, deck_model(deck))
+    assert (meth.qmom, meth.reset, meth.qc_force, meth.field_method) == (
+        "pair-centre", "population", "energy", "modes")
+    deck = read_deck(make_deck(method="fssh-coupled", rho_derivatives="trajectory"))
+    meth = build_method(deck, deck_model(deck))
+    assert (meth.qmom, meth.reset, meth.qc_force) == ("osmotic", "never", "gradient")
