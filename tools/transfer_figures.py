@@ -92,6 +92,7 @@ def cmd_exact():
             f"{np.abs(r['exact/force_ef_mean'] - r['exact/force_continuum']).max() / top:.1e} | "
             f"{np.abs(r['exact/force_continuum'] - F).max() / top:.1e} |")
     print("\n".join(rows))
+    tgeo_forward_backward()
     r = results[("tully3", 10.0, ())]
     plt = _plt()
     t = r["time"]
@@ -140,6 +141,42 @@ def cmd_exact():
     fig.savefig(FIG / "transfer_tully3_k10_exact.png", dpi=110)
     plt.close(fig)
     print(f"wrote {FIG / 'transfer_tully3_k10_exact.png'}")
+
+
+def tgeo_forward_backward(t=2780.0):
+    """Where the exact T_geo of Tully 3 k = 10 sits at its peak: T_geo of the whole wavefunction
+    and of its forward-moving (k > 0) and backward-moving Fourier parts alone (docs/transfer.md)."""
+    from mqcd.analysis.validate import scattering_deck
+    from mqcd.exact.factorization import derivative_table, spectral_derivatives
+    from mqcd.exact.propagator import SplitOperator
+    from mqcd.exact.solver import exact_plan
+    from mqcd.io.deck import deck_model, read_deck
+    deck = read_deck(scattering_deck("tully3", 10.0), for_exact=True)
+    model = deck_model(deck)
+    plan, dt, _ = exact_plan(deck)
+    ini = deck.initial
+    op = SplitOperator(model, plan, ini["position"])
+    op.set_dt(dt)
+    psi = op.propagate(op.initial_state(ini["position"], ini["momentum"], ini["width"], 0),
+                       int(round(t / dt)))
+    M, dx, up = model.masses[0], plan.dx[0], 4
+
+    def tgeo(ps):       # (1/2M) int (sum_a |d psi_a|^2 - |psi^dagger d psi|^2 / n) / norm
+        d = spectral_derivatives(ps, plan.dx, derivative_table(1)[:2], up)
+        n = np.sum(np.abs(d[0]) ** 2, axis=0)
+        ok = n > 1e-14 * n.max()
+        dens = np.where(ok, np.sum(np.abs(d[1]) ** 2, axis=0) - np.abs(
+            np.sum(np.conj(d[0]) * d[1], axis=0)) ** 2 / np.where(ok, n, 1.0), 0.0)
+        return float(np.sum(dens)) / (2 * M) / float(np.sum(n))
+
+    k = 2 * np.pi * np.fft.fftfreq(psi.shape[-1], dx)
+    ph = np.fft.fft(psi, axis=-1)
+    fwd = np.fft.ifft(np.where(k > 0, ph, 0), axis=-1)
+    bwd = np.fft.ifft(np.where(k <= 0, ph, 0), axis=-1)
+    norm = lambda a: float(np.sum(np.abs(a) ** 2) * dx)         # noqa: E731
+    print(f"\nTully 3 k = 10, t = {t:g}: T_geo = {tgeo(psi):.3e} hartree; forward-moving part "
+          f"alone (norm {norm(fwd):.3f}): {tgeo(fwd):.3e}; backward-moving part alone (norm "
+          f"{norm(bwd):.3f}): {tgeo(bwd):.3e}")
 
 
 def cmd_lrg(periods=10.0):

@@ -67,6 +67,20 @@ INITIAL = {
                        check=non_negative),
     "kT": Key("float", None, "k_B T of the initial ensemble, for models in reduced units "
               "(instead of temperature)", "hartree", check=non_negative),
+    "electrons": Key("str", "pure", "electronic state at t = 0: 'pure' (state, amplitudes or "
+                     "density_matrix); 'thermal': rho = exp(-H_el/kT)/Z of a many-state model at "
+                     "temperature/kT; 'fermi': the one-body density matrix f(h) of a one-body "
+                     "model (newns_anderson) with Fermi-Dirac occupations at temperature/kT and "
+                     "chemical_potential (or electron_number), trace N_el (docs/friction.md)",
+                     choices=("pure", "thermal", "fermi")),
+    "chemical_potential": Key("float", 0.0, "chemical potential mu of electrons = 'fermi' and of "
+                              "the friction calculator (the leads' mean with bias)", "hartree"),
+    "electron_number": Key("float", None, "electrons = 'fermi' at a fixed electron number "
+                           "instead of chemical_potential (mu solved per trajectory)",
+                           check=non_negative),
+    "bias": Key("float", 0.0, "mu_L - mu_R of a two-lead junction (newns_anderson leads = 2): "
+                "mu_L,R = chemical_potential +- bias/2 in `mqcd friction` and friction-langevin "
+                "(steady state of the wide-band limit); 0: equilibrium", "hartree"),
     "mcmc_chains": Key("int", 64, "MCMC chains (boltzmann, gibbs)", check=positive),
     "mcmc_burn_in": Key("int", 2000, "MCMC steps per chain discarded before sampling (the step "
                         "size and preconditioner adapt during the first half)", check=non_negative),
@@ -401,6 +415,11 @@ def read_deck(source, *, for_exact=False, overrides=None) -> Deck:
                 method = validate_section("method", {k: v for k, v in mraw.items()
                                                      if k != "name"}, schemas[name])
                 method = {"name": name, **method}
+    if model is not None and method and getattr(model, "one_body", False) and \
+            method["name"] not in ("ehrenfest", "friction-langevin"):
+        errors.add(f"[method] name = '{method['name']}': model '{model.name}' is a one-body "
+                   "model (independent electrons, rho the one-body density matrix); its methods "
+                   "are 'ehrenfest' (mixed-state Ehrenfest) and 'friction-langevin'")
     if initial is not None and method and initial["sampling"] == "gibbs":
         from ..methods import METHODS
         from ..methods.ladder import LadderParts
@@ -452,6 +471,7 @@ def _check_initial(initial, model, errors, for_exact):
             errors.add(f"[initial] sampling = '{kind}': give position (the MCMC starts near the "
                        f"surface minimum found from it; model '{model.name}' states no "
                        "reference geometry)")
+    _check_electrons(initial, model, errors)
     ns = model.nstates
     if not 0 <= initial["state"] < ns:
         errors.add(f"[initial] state = {initial['state']} is out of range; model "
@@ -471,6 +491,33 @@ def _check_initial(initial, model, errors, for_exact):
                    f"0..{ns - 1}")
     if for_exact:
         _initial_for_exact(initial, model, errors)
+
+
+def _check_electrons(initial, model, errors):
+    """[initial] electrons / chemical_potential / electron_number / bias against the model."""
+    el, one_body = initial["electrons"], getattr(model, "one_body", False)
+    if el == "pure" and one_body:
+        errors.add(f"[initial] electrons = 'pure': model '{model.name}' is a one-body model "
+                   "(independent electrons), whose state is a one-body density matrix; use "
+                   "electrons = 'fermi' (with temperature or kT)")
+    if el == "fermi" and not one_body:
+        errors.add(f"[initial] electrons = 'fermi' needs a one-body model (newns_anderson); "
+                   f"model '{model.name}' is a many-state model: use 'thermal'")
+    if el == "thermal" and one_body:
+        errors.add(f"[initial] electrons = 'thermal': model '{model.name}' is a one-body "
+                   "model; use 'fermi'")
+    if el != "pure":
+        if initial["temperature"] is None and initial["kT"] is None:
+            errors.add(f"[initial] electrons = '{el}' needs temperature (kelvin) or kT "
+                       "(hartree), 0 allowed")
+        if initial["amplitudes"] or initial["density_matrix"]:
+            errors.add(f"[initial] electrons = '{el}' sets the electronic state: remove "
+                       "amplitudes / density_matrix")
+    if initial["electron_number"] is not None and el != "fermi":
+        errors.add("[initial] electron_number is used only with electrons = 'fermi'")
+    if initial["bias"] != 0.0 and getattr(model, "nleads", 1) != 2:
+        errors.add(f"[initial] bias = {initial['bias']:g} needs a junction with two leads "
+                   "([model] name = 'newns_anderson', leads = 2)")
 
 
 def exact_initial_problem(initial):
