@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from .base import Method
-from .hopping import active_energy, active_force
+from .fssh import FSSH
 
 
 @njit(cache=True)
@@ -39,13 +39,8 @@ class Adiabatic(Method):
         _, V = sw.ensure_adiabatic()
         _projectors(V, sw.active, sw.rho)
 
-    def force(self, sw):
-        _, V = sw.ensure_adiabatic()
-        active_force(sw.dH, V, sw.active, sw.F)
-
-    def potential_energy(self, sw):
-        E, _ = sw.ensure_adiabatic()
-        return active_energy(E, sw.active)
+    force = FSSH.surface_force              # the active surface's force and energy
+    potential_energy = FSSH.potential_energy
 
     def state_weights(self, sw):
         w = np.zeros((sw.ntraj, self.model.nstates))
