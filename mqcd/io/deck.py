@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .schema import (REQUIRED, DeckError, ErrorList, Key, all_positive, did_you_mean,  # noqa: F401
-                     non_negative, positive, validate_section)
+                     load_toml, non_negative, positive, validate_section)
 
 # ----------------------------------------------------------------------------- shared sections
 #: phase-space samplings of a Gaussian wavepacket (need position, momentum, width)
@@ -284,26 +284,7 @@ def read_deck(source, *, for_exact=False, overrides=None) -> Deck:
         raw = copy.deepcopy(source)
         text = _to_text(raw)
     else:
-        p = Path(source)
-        if p.suffix == ".toml" or p.exists():
-            if not p.is_file():
-                raise DeckError(f"deck file {p} not found")
-            data = p.read_bytes()
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                line = data[:exc.start].count(b"\n") + 1
-                col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-                raise DeckError(f"deck {p} is not valid UTF-8 text: byte 0x{data[exc.start]:02x} at "
-                                f"line {line}, column {col} (TOML decks are UTF-8; re-save the "
-                                "file as UTF-8)") from None
-            path = p.resolve()
-        else:
-            text = str(source)
-        try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise DeckError(f"deck {path or '<string>'} is not valid TOML: {exc}") from None
+        raw, text, path = load_toml(source)
     errors = ErrorList()
     set_text = []
     if overrides:

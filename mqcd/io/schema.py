@@ -9,8 +9,10 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 REQUIRED = object()
@@ -205,3 +207,33 @@ def validate_section(section: str, given: dict, schema: dict[str, Key], *, open_
         if k in given:
             out[k] = given[k]
     return out
+
+
+def load_toml(source):
+    """A deck given as a path or as TOML text: ``(raw dict, text, resolved path or None)``.
+
+    Raises :class:`DeckError` for a missing file, bytes that are not UTF-8 (naming line and
+    column) and text that is not TOML; shared by every deck reader (mqcd/jellium/deck.py too).
+    """
+    path = None
+    p = Path(source)
+    if p.suffix == ".toml" or p.exists():
+        if not p.is_file():
+            raise DeckError(f"deck file {p} not found")
+        data = p.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].count(b"\n") + 1
+            col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+            raise DeckError(f"deck {p} is not valid UTF-8 text: byte 0x{data[exc.start]:02x} at "
+                            f"line {line}, column {col} (TOML decks are UTF-8; re-save the "
+                            "file as UTF-8)") from None
+        path = p.resolve()
+    else:
+        text = str(source)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DeckError(f"deck {path or '<string>'} is not valid TOML: {exc}") from None
+    return raw, text, path

@@ -7,11 +7,11 @@ and what is allowed.
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io.schema import REQUIRED, DeckError, Key, non_negative, positive, validate_section
+from ..io.schema import (REQUIRED, DeckError, Key, load_toml, non_negative, positive,
+                         validate_section)
 from .dynamics import SHAPES
 from .heg import LDA_CHOICES
 from .kernels import KERNELS
@@ -154,17 +154,7 @@ def read_jellium_deck(source) -> JelliumDeck:
     if isinstance(source, dict):
         raw, text = source, ""
     else:
-        p = Path(source)
-        if p.suffix == ".toml" or p.exists():
-            if not p.is_file():
-                raise DeckError(f"deck file {p} not found")
-            text, path = p.read_text(), p.resolve()
-        else:
-            text = str(source)
-        try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise DeckError(f"deck {path or '<string>'} is not valid TOML: {exc}") from None
+        raw, text, path = load_toml(source)
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise DeckError(f"unknown section(s) {unknown}; allowed: "
