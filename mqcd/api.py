@@ -180,6 +180,9 @@ class _Runner:
         self.partial_output = partial_output       # where to write the output if the run halts
         self.model = deck_model(deck)
         self.method = build_method(deck, self.model, self.comm)
+        # a method may run its swarm on a model of its own (friction-langevin: the one-state
+        # mean-force surface of mqcd/friction/langevin.py)
+        self.model = getattr(self.method, "swarm_model", None) or self.model
         self.conservation = getattr(self.method, "energy_conservation", "trajectory")
         r = deck.run
         self.dt, self.ntraj = r["dt"], r["trajectories"]

@@ -1,4 +1,5 @@
-"""Command line: ``mqcd run | exact | summary | compare | study | check-model | validate``.
+"""Command line: ``mqcd run | exact | summary | compare | study | check-model | friction |
+validate``.
 
 Exit codes: 0 success; 2 an error with a message (bad deck, refused restart, model check, a run
 stopped on non-finite numbers or on the energy drift, output not writable, file not readable);
@@ -92,6 +93,16 @@ def _cmd_check_model(a):
     return 0 if rep["ok"] else 1
 
 
+def _cmd_friction(a):
+    import json
+    from .friction.calculator import format_table, friction, write_h5
+    res = friction(a.deck, a.x, source=a.source, overrides=a.set)
+    if a.output:
+        write_h5(a.output, res)
+    print(json.dumps(res.to_json()) if a.json else format_table(res))
+    sys.stdout.flush()
+
+
 def _cmd_validate(a):
     from .analysis.validate import main as validate_main
     return validate_main(a.rest)
@@ -181,6 +192,21 @@ def main(argv=None):
     m.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help=SET_HELP)
     m.set_defaults(func=_cmd_check_model)
+
+    fr = sub.add_parser("friction", help="F0, friction tensor eta and its antisymmetric part B "
+                        "at a nuclear position (docs/friction.md)")
+    fr.add_argument("deck")
+    fr.add_argument("--x", type=float, nargs="+", required=True, metavar="X",
+                    help="nuclear position, one value per dof (bohr)")
+    fr.add_argument("--json", action="store_true", help='one JSON object {"x", "F0", "eta", '
+                    '"B", ...} in atomic units')
+    fr.add_argument("--source", choices=("auto", "band", "wide-band"), default="auto",
+                    help="the model's discretised spectrum ('band') or its wide-band limit "
+                    "(default auto: 'wide-band' when [initial] bias != 0)")
+    fr.add_argument("-o", "--output", metavar="H5", help="also write the numbers to HDF5")
+    fr.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help=SET_HELP)
+    fr.set_defaults(func=_cmd_friction)
 
     v = sub.add_parser("validate", help="run the validation cases and write docs/validation.md")
     v.add_argument("rest", nargs=argparse.REMAINDER)

@@ -11,7 +11,10 @@ basis) and, for surface hopping, the active adiabatic state.
 * ``amplitudes``: a coherent superposition ``sum_n c_n |n>`` (numbers or ``[re, im]`` pairs, one
   per state; normalised here);
 * ``density_matrix``: any mixed or coherent state (ns rows of ns numbers or ``[re, im]``
-  pairs; must be Hermitian and positive semi-definite; normalised to trace 1 here).
+  pairs; must be Hermitian and positive semi-definite; normalised to trace 1 here);
+* ``electrons = "thermal"`` / ``"fermi"``: the canonical state exp(-H/kT)/Z of a many-state
+  model or the one-body density matrix f(h) of a one-body model at each trajectory's position
+  (mqcd/friction/equilibrium.py; docs/friction.md).
 
 Adiabatic coherences depend on the phases of the eigenvectors; for ``amplitudes`` or a
 ``density_matrix`` in the adiabatic basis every eigenvector is taken with its largest diabatic
@@ -107,6 +110,14 @@ def initial_density(model, initial, H, keys, state=None):
     """``(rho, active)`` for trajectories with diabatic Hamiltonians ``H`` (n, ns, ns) and stream
     ``keys``; ``state`` (n,) overrides ``[initial] state`` per trajectory (gibbs)."""
     n, ns, _ = H.shape
+    el = initial.get("electrons", "pure")
+    if el != "pure":                 # thermal / Fermi-Dirac electrons (mqcd/friction)
+        from ..friction.calculator import electron_settings
+        from ..friction.equilibrium import equilibrium_density
+        _, kT, mu, n_el, _ = electron_settings(initial)
+        rho, _ = equilibrium_density(H, el, kT, mu, n_el)
+        _, V = eigh(np.ascontiguousarray(H))
+        return rho, draw_active(rho, V, keys) if el == "thermal" else np.zeros(n, np.int64)
     basis = initial.get("basis", "adiabatic")
     M = basis_matrix(initial, ns)
     st = np.full(n, initial["state"], np.int64) if state is None else np.asarray(state, np.int64)

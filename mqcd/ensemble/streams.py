@@ -18,6 +18,7 @@ STREAM_INITIAL = 0
 STREAM_HOP = 1
 STREAM_DECOHERENCE = 2
 STREAM_ACTIVE = 3          # initial active state of surface hopping for mixed initial states
+STREAM_FRICTION = 4        # random force of friction-langevin (step-dependent draws)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -61,6 +62,16 @@ def uniforms(keys, step, stream, out):
     return out
 
 
+@njit(cache=True, inline="always")
+def normal_pair(k0, k1, c):
+    """Two standard normals (Box-Muller) from the uniforms at counters ``c`` and
+    ``c + STREAMS`` of key (k0, k1)."""
+    u1 = uniform(k0, k1, c)
+    u2 = uniform(k0, k1, c + np.uint64(STREAMS))
+    rad = np.sqrt(-2.0 * np.log(1.0 - u1))
+    return rad * np.cos(2.0 * np.pi * u2), rad * np.sin(2.0 * np.pi * u2)
+
+
 @njit(cache=True)
 def normals(keys, stream, n_per_traj, out):
     """Standard normal numbers (Box-Muller), ``n_per_traj`` per trajectory: out (n, n_per_traj).
@@ -71,11 +82,9 @@ def normals(keys, stream, n_per_traj, out):
         j = 0
         while j < n_per_traj:
             c = np.uint64(j) * np.uint64(STREAMS) + np.uint64(stream)
-            u1 = uniform(keys[i, 0], keys[i, 1], c)
-            u2 = uniform(keys[i, 0], keys[i, 1], c + np.uint64(STREAMS))
-            rad = np.sqrt(-2.0 * np.log(1.0 - u1))
-            out[i, j] = rad * np.cos(2.0 * np.pi * u2)
+            z0, z1 = normal_pair(keys[i, 0], keys[i, 1], c)
+            out[i, j] = z0
             if j + 1 < n_per_traj:
-                out[i, j + 1] = rad * np.sin(2.0 * np.pi * u2)
+                out[i, j + 1] = z1
             j += 2
     return out

@@ -62,6 +62,14 @@ class SwarmEstimator:
         default the constructor's)."""
         raise NotImplementedError
 
+    def whole_swarm(self, sw, need):
+        """Positions (N, D) and, if ``need`` asks for rho fields, density matrices of the whole
+        swarm on every rank (all-gathered in global order; the estimators that need every
+        trajectory's neighbours evaluate from these)."""
+        x_all = self.comm.allgather_rows(sw.x)
+        wants_rho = any(t.startswith("rho") for t in need)
+        return x_all, (self.comm.allgather_rows(sw.rho) if wants_rho else None)
+
     def divergence(self, f, G):
         """Conservative ``(1/n) sum_i d_i (n G[:, i, k])`` at this rank's trajectories, (N, K),
         or None when the estimator has none (the method then uses the pointwise form)."""

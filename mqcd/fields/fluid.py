@@ -708,9 +708,7 @@ class FluidEstimator(SwarmEstimator):
     def estimate(self, sw, need=None):
         need = self.need if need is None else tuple(need)
         comm = self.comm
-        x_all = comm.allgather_rows(sw.x)
-        wants_rho = any(t.startswith("rho") for t in need)
-        rho_all = comm.allgather_rows(sw.rho) if wants_rho else None
+        x_all, rho_all = self.whole_swarm(sw, need)
         vel = None
         if self.damping > 0:
             vel = comm.allgather_rows(np.ascontiguousarray(sw.p[:, 0] / self.masses[0]))

@@ -47,9 +47,7 @@ class KernelEstimator(SwarmEstimator):
     def estimate(self, sw, need=None):
         need = self.need if need is None else tuple(need)
         comm = self.comm
-        x_all = comm.allgather_rows(sw.x)
-        wants_rho = any(t.startswith("rho") for t in need)
-        rho_all = comm.allgather_rows(sw.rho) if wants_rho else None
+        x_all, rho_all = self.whole_swarm(sw, need)
         whole = self.conservative or comm.size == 1
         f = estimate_fields(x_all, rho_all, self.masses, self.fopts, need=need,
                             at=None if whole else sw.x, workspace=self.ws)

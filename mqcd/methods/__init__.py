@@ -7,9 +7,11 @@ from .adiabatic import Adiabatic
 from .base import Method
 from .ehrenfest import Ehrenfest
 from .fssh import FSSH
+from .friction_langevin import FrictionLangevin
 from .ladder import LADDER
 
 METHODS = {cls.name: cls for cls in (Ehrenfest, FSSH, Adiabatic, *LADDER)}
+METHODS[FrictionLangevin.name] = FrictionLangevin           # MDEF (issue 15)
 
 
 def method_schema():

@@ -60,6 +60,10 @@ class Method:
         #: methods with discontinuous events book their momentum and energy changes
         #: (nuclear/event_impulse, energy/event_work; mqcd/analysis/transfer.py)
         self.books_events = type(self).events is not Method.events
+        #: one-body models (independent electrons, e.g. newns_anderson): rho is the one-body
+        #: density matrix (trace N_el) and the nuclear potential U0(x) lies outside h
+        self.one_body = bool(getattr(model, "one_body", False))
+        self.nuclear = getattr(model, "nuclear_potential", None)
 
     # ------------------------------------------------------------------ parts
     def setup(self, sw):
@@ -77,13 +81,16 @@ class Method:
     def force(self, sw):
         """Fill ``sw.F`` at the current positions (hartree/bohr)."""
         mean_field_force(sw.rho, sw.dH, sw.F)
+        if self.nuclear is not None:           # -dU0 of models with a nuclear potential
+            sw.F -= self.nuclear(sw.x)[1]
 
     def events(self, sw, dt):
         """Discontinuous events after the step (hops, decoherence)."""
 
     def potential_energy(self, sw):
         """Potential energy of each trajectory in this method's dynamics (hartree)."""
-        return mean_field_energy(sw.rho, sw.H)
+        e = mean_field_energy(sw.rho, sw.H)
+        return e if self.nuclear is None else e + self.nuclear(sw.x)[0]
 
     #: what the method's dynamics conserves: "trajectory" (every trajectory's energy, e.g.
     #: Ehrenfest, FSSH) or "ensemble" (only the swarm total, e.g. the coupled ladder methods,
@@ -103,8 +110,18 @@ class Method:
         return adiabatic_populations(sw.rho, V)
 
     def extra_records(self, sw, comm):
-        """Extra per-record ensemble quantities: {name: (value, units)} (already reduced)."""
-        return {}
+        """Extra per-record ensemble quantities: {name: (value, units)} (already reduced).
+        One-body models: ``electrons/number`` (mean Tr rho) and ``electrons/spectrum_error``
+        (largest change of an occupation, an eigenvalue of rho, since t = 0: the exact unitary
+        step keeps them; the trace and purity diagnostics of pure states do not apply)."""
+        if not self.one_body:
+            return {}
+        occ = np.linalg.eigvalsh(sw.rho)
+        occ0 = sw.counters.setdefault("occupations0", occ.copy())
+        n = comm.sum_rows(np.trace(sw.rho, axis1=1, axis2=2).real[:, None])[0]
+        err = comm.max(np.array([np.abs(occ - occ0).max() if sw.ntraj else 0.0]))[0]
+        return {"electrons/number": (n / max(comm.sum_rows(np.ones((sw.ntraj, 1)))[0], 1.0), "1"),
+                "electrons/spectrum_error": (err, "1")}
 
     def final_records(self, sw, comm):
         """Extra final datasets: {name: (array, units)} (gathered on the root)."""

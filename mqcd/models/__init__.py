@@ -21,6 +21,7 @@ from .exciton import FMO, Holstein
 from .subotnik import Subotnik2D, SubotnikS, SubotnikX
 from .shin_metiu import ShinMetiu
 from .complex import ComplexCrossing, ConicalIntersection2DComplex, UniformCurvature
+from .newns_anderson import NewnsAnderson
 from .pairs import PairBox, PairChain
 
 BUILTIN = {cls.name: cls for cls in (Tully1, Tully2, Tully3, DoubleArch,
@@ -28,6 +29,7 @@ BUILTIN = {cls.name: cls for cls in (Tully1, Tully2, Tully3, DoubleArch,
 BUILTIN.update({cls.name: cls for cls in (LVC, Holstein, FMO, SubotnikX, SubotnikS, Subotnik2D,
                                           ShinMetiu, ComplexCrossing, UniformCurvature,
                                           ConicalIntersection2DComplex)})
+BUILTIN[NewnsAnderson.name] = NewnsAnderson    # one-body model of a metal (issue 15)
 BUILTIN.update({cls.name: cls for cls in (PairChain, PairBox)})   # many-particle (issue 17)
 
 __all__ = ["Model", "BUILTIN", "ModelError", "build_model", "load_user_model", "model_fingerprint",
