@@ -465,6 +465,8 @@ class _MeanFieldLadder(LadderParts, Method):
     def __init__(self, opts, model, deck, comm=None):
         super().__init__(opts, model, deck, comm)
         self._init_fields(opts, self.comm)
+        # the momentum rescaling of qc_force = 'energy' is booked as an event (impulse, work)
+        self.books_events = self.ctmqc_parts and self.qc_force == "energy"
 
     def force(self, sw):
         super().force(sw)                       # -Tr(rho dH)
