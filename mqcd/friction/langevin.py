@@ -9,8 +9,8 @@ Nuclei move on ``F0(x)`` with ``-eta(x) v + B(x) v`` and a random force with
 The friction quantities come from a table: at the start of the run the calculator
 (:mod:`mqcd.friction.calculator`, source "band" or "wide-band") evaluates ``F0``, ``eta``, ``B``
 (and in equilibrium ``Phi_el + U0``) on a product grid over ``table_range`` with
-``table_points`` per dof; the step interpolates them with scipy's RegularGridInterpolator
-(cubic). Each rank builds the same table (the same numbers, so MPI equals serial).
+``table_points`` per dof; the step interpolates them by cubic splines (scipy CubicSpline in one
+dof, RegularGridInterpolator beyond). Each rank builds the same table (the same numbers, so MPI equals serial).
 
 Integrator: the BAOAB splitting of Leimkuhler and Matthews (B: half kick with F0; A: half
 drift; O: the exact Ornstein-Uhlenbeck step of the friction at the midpoint position; A; B), with
@@ -81,8 +81,13 @@ class FrictionTable:
         self.broadening_error = max(r.eta_change for r in res)
         self.lo, self.hi, self.D = lo, hi, D
         method = "cubic" if points >= 4 else "linear"
-        mk = lambda v: scipy.interpolate.RegularGridInterpolator(   # noqa: E731
-            self.axes, v, method=method, bounds_error=False, fill_value=None)
+
+        def mk(v):
+            if D == 1 and method == "cubic":     # a precomputed spline: fast per call
+                spl = scipy.interpolate.CubicSpline(self.axes[0], v, axis=0)
+                return lambda x: spl(x[:, 0])
+            return scipy.interpolate.RegularGridInterpolator(
+                self.axes, v, method=method, bounds_error=False, fill_value=None)
         self._F0, self._eta, self._B = mk(self.F0), mk(self.eta), mk(self.B)
         self._Phi = mk(self.Phi) if self.Phi is not None else None
 
