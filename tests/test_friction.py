@@ -259,3 +259,17 @@ def test_cli_friction_json(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert set(["x", "F0", "eta", "B"]) <= set(out) and len(out["eta"]) == 1
     assert main(["friction", str(d), "--x", "0.5", "1.0"]) == 2
+
+
+def test_langevin_mpi_equals_serial(tmp_path):
+    """friction-langevin under mpiexec -n 2 gives every dataset of the serial run bit for bit."""
+    from test_mpi import assert_same_results, requires_mpi, run_mpi  # noqa: F401
+    import mqcd
+    from test_mpi import MPIEXEC, _mpi4py_ok
+    if MPIEXEC is None or not _mpi4py_ok():
+        pytest.skip("no working mpiexec")
+    d = _deck(tmp_path, method="friction-langevin", n=21, t_end=60.0,
+              extra_method='table_range = [-2.0, 2.0]\ntable_points = 21')
+    serial = mqcd.run(d, output=tmp_path / "s.h5")
+    assert_same_results(serial, run_mpi(d, 2, tmp_path / "m.h5"),
+                        skip=("attrs",))

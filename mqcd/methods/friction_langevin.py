@@ -107,4 +107,8 @@ class FrictionLangevin(Method):
                "friction/kT": (np.float64(self.kT), "hartree")}
         if t.Phi is not None:
             out["friction/table_free_energy"] = (t.Phi, "hartree")
-        return out
+        # the api gathers final datasets by rows over the ranks: the (identical) table once,
+        # from the root; scalars as one-element rows
+        keep = 1 if comm.is_root else 0
+        return {k: (np.atleast_1d(v)[:len(np.atleast_1d(v)) * keep], u)
+                for k, (v, u) in out.items()}
