@@ -73,15 +73,16 @@ def normal_pair(k0, k1, c):
 
 
 @njit(cache=True)
-def normals(keys, stream, n_per_traj, out):
+def normals(keys, stream, n_per_traj, out, base=0):
     """Standard normal numbers (Box-Muller), ``n_per_traj`` per trajectory: out (n, n_per_traj).
 
-    Uses counters (j, stream) for j = 0, 1, ... so the values are fixed per (key, stream, j).
+    Uses counters (base + j, stream) for j = 0, 1, ... so the values are fixed per (key, stream,
+    base + j); ``base`` = step x 64 gives draws that change every step (friction-langevin).
     """
     for i in range(keys.shape[0]):
         j = 0
         while j < n_per_traj:
-            c = np.uint64(j) * np.uint64(STREAMS) + np.uint64(stream)
+            c = (np.uint64(base) + np.uint64(j)) * np.uint64(STREAMS) + np.uint64(stream)
             z0, z1 = normal_pair(keys[i, 0], keys[i, 1], c)
             out[i, j] = z0
             if j + 1 < n_per_traj:

@@ -33,28 +33,15 @@ import warnings
 import numpy as np
 import scipy.interpolate
 import scipy.linalg
-from numba import njit
 
-from ..ensemble.streams import STREAM_FRICTION, STREAMS, normal_pair
+from ..ensemble.streams import STREAM_FRICTION, normals
 from ..models.base import Model
 
 
-@njit(cache=True)
 def step_normals(keys, step, out):
     """Standard normals ``out`` (n, D <= 64) of step ``step`` from each trajectory's stream
-    ``STREAM_FRICTION`` (Box-Muller on counter-based uniforms)."""
-    n, D = out.shape
-    for i in range(n):
-        j = 0
-        while j < D:
-            c = (np.uint64(step) * np.uint64(64) + np.uint64(j)) * np.uint64(STREAMS) \
-                + np.uint64(STREAM_FRICTION)
-            z0, z1 = normal_pair(keys[i, 0], keys[i, 1], c)
-            out[i, j] = z0
-            if j + 1 < D:
-                out[i, j + 1] = z1
-            j += 2
-    return out
+    ``STREAM_FRICTION`` (counters step x 64 + j)."""
+    return normals(keys, STREAM_FRICTION, out.shape[1], out, np.int64(step) * 64)
 
 
 class FrictionTable:
