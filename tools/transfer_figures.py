@@ -187,7 +187,8 @@ def cmd_lrg(periods=10.0):
     if cache.exists():
         z = np.load(cache)
         r = {k: z[k] for k in z.files}
-        r["grid"], r["krylov"], wall = list(r["grid"]), int(r["krylov"]), float(r["wall"])
+        r["grid"], r["krylov"], wall = [int(v) for v in r["grid"]], int(r["krylov"]), \
+            float(r["wall"])
     else:
         t0 = time.perf_counter()
         r = solve(m, periods=periods, h=2.5, record=5.0, dx=5.0)
