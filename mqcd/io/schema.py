@@ -217,7 +217,11 @@ def load_toml(source):
     """
     path = None
     p = Path(source)
-    if p.suffix == ".toml" or p.exists():
+    try:
+        is_file = p.suffix == ".toml" or p.exists()
+    except OSError:                 # TOML text too long to be a file name
+        is_file = False
+    if is_file:
         if not p.is_file():
             raise DeckError(f"deck file {p} not found")
         data = p.read_bytes()
