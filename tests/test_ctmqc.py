@@ -227,3 +227,38 @@ def test_route_b_parts_are_refused_on_the_regression_route():
     deck = read_deck(make_deck(method="fssh-coupled", rho_derivatives="trajectory"))
     meth = build_method(deck, deck_model(deck))
     assert (meth.qmom, meth.reset, meth.qc_force) == ("osmotic", "never", "gradient")
+
+
+def test_default_ehrenfest_qc_correction_is_gauge_invariant(monkeypatch):
+    """The default ehrenfest-qc (modes, pair centres, energy force and rescaling) with
+    random eigenvector phases at every step gives the same trajectories, correction and force to
+    round-off over 400 a.u. (longer runs amplify round-off through the discrete reset and mode
+    decisions: tests/test_ladder.py runs the gauge test of whole scatterings on the old parts)."""
+    from conftest import make_deck
+    from mqcd.api import build_swarm
+    from mqcd.electronic import adiabatic as adi
+    from mqcd.ensemble import swarm as swarm_mod
+    from mqcd.io.deck import deck_model, read_deck
+    from mqcd.methods import build_method
+    # (reset off: it depends on the populations only, and right after the start it zeroes f)
+    deck = read_deck(make_deck(method="ehrenfest-qc", model="tully3", ntraj=120, x0=-1.0,
+                               force_reset="never"))
+    model = deck_model(deck)
+
+    def advanced():
+        meth = build_method(deck, model)
+        sw = build_swarm(deck, model, meth, SerialComm())
+        for _ in range(800):
+            meth.step(sw, 0.5)
+        return meth, sw
+    m0, s0 = advanced()
+    rng = np.random.default_rng(4)
+    orig = adi.eigh
+    monkeypatch.setattr(swarm_mod, "diagonalize", lambda H, E=None, V=None: (
+        orig(H)[0], adi.randomize_phases(orig(H)[1].astype(complex), rng)))
+    m1, s1 = advanced()
+    assert np.max(np.abs(s1.x - s0.x)) < 1e-8
+    scale = np.max(np.abs(m0.G_now))
+    assert scale > 0
+    assert np.max(np.abs(m1.G_now - m0.G_now)) < 1e-8 * scale
+    assert np.max(np.abs(m1.F_corr - m0.F_corr)) < 1e-8 * np.max(np.abs(m0.F_corr))

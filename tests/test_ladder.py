@@ -87,9 +87,13 @@ def test_sum_of_rungs_is_the_combined_rung():
 def test_random_eigenvector_phases_do_not_change_coupled_methods(monkeypatch):
     decks = [make_deck(method="fssh-coupled", model="tully3", **SMALL),
              make_deck(method="geometric-ehrenfest-qc", model="tully3", **SMALL),
-             make_deck(method="ehrenfest-qc", model="tully3", **SMALL),
-             make_deck(method="ehrenfest-qc", model="tully3", rho_derivatives="trajectory-basis",
+             # the previous route (b); the default's CTMQC parts: tests/test_ctmqc.py
+             make_deck(method="ehrenfest-qc", model="tully3", field_method="kernel",
+                       quantum_momentum="osmotic", force_reset="never", qc_force="gradient",
                        **SMALL),
+             make_deck(method="ehrenfest-qc", model="tully3", rho_derivatives="trajectory-basis",
+                       field_method="kernel", quantum_momentum="osmotic", force_reset="never",
+                       qc_force="gradient", **SMALL),
              make_deck(method="fssh-coupled", model="tully3", rho_derivatives="trajectory", **SMALL)]
     refs = [mqcd.run(d) for d in decks]
     rng = np.random.default_rng(3)
