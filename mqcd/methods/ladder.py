@@ -77,8 +77,8 @@ FIELD_KEYS = {
                         "'fluid' (fluid elements in 1D: density from the ordered elements' spacing, "
                         "local fits of the single-valued rho field; needs [initial] sampling = "
                         "'hydrodynamic'), 'exact' (the oracle: fields of the exact split-operator "
-                        "solution propagated alongside, 1D/2D), 'auto' (fluid for qhd and the "
-                        "geometric rungs started as fluid elements in 1D, else kernel); "
+                        "solution propagated alongside, 1D/2D), 'auto' (kernel: the fluid "
+                        "estimator's coupled runs are not yet stable, docs/validation_ladder.md); "
                         "'modes' (kernel sums with the normal-reference bandwidth of each mode "
                         "of the swarm, so that no kernel spans separated packets; "
                         "mqcd/fields/density.py)",
