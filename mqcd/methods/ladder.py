@@ -77,8 +77,9 @@ FIELD_KEYS = {
                         "'fluid' (fluid elements in 1D: density from the ordered elements' spacing, "
                         "local fits of the single-valued rho field; needs [initial] sampling = "
                         "'hydrodynamic'), 'exact' (the oracle: fields of the exact split-operator "
-                        "solution propagated alongside, 1D/2D), 'auto' (kernel: the fluid "
-                        "estimator's coupled runs are not yet stable, docs/validation_ladder.md); "
+                        "solution propagated alongside, 1D/2D), 'auto' (modes for ehrenfest-qc "
+                        "on the trajectory route, else kernel: the fluid estimator's coupled runs "
+                        "are not yet stable, docs/validation_ladder.md); "
                         "'modes' (kernel sums with the normal-reference bandwidth of each mode "
                         "of the swarm, so that no kernel spans separated packets; "
                         "mqcd/fields/density.py)",
