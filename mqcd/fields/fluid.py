@@ -400,33 +400,30 @@ def _mm(A, B, out, ns):
             out[a, b] = v
 
 
+@njit(cache=True, inline="always")
+def _sandwich(r, A, ns):
+    """(r A, A r, r A r) for (ns, ns) complex matrices."""
+    RA = np.empty((ns, ns), dtype=np.complex128)
+    AR = np.empty((ns, ns), dtype=np.complex128)
+    RAR = np.empty((ns, ns), dtype=np.complex128)
+    _mm(r, A, RA, ns)
+    _mm(A, r, AR, ns)
+    _mm(RA, r, RAR, ns)
+    return RA, AR, RAR
+
+
 @njit(cache=True)
 def _project_pure(r, X, Y, ns):
     """Tangent-space projection of X (first) and Y (second derivative) at the pure state r."""
-    RX = np.empty((ns, ns), dtype=np.complex128)
-    XR = np.empty((ns, ns), dtype=np.complex128)
-    RXR = np.empty((ns, ns), dtype=np.complex128)
-    _mm(r, X, RX, ns)
-    _mm(X, r, XR, ns)
-    _mm(RX, r, RXR, ns)
+    RX, XR, RXR = _sandwich(r, X, ns)
     for a in range(ns):
         for b in range(ns):
             X[a, b] = RX[a, b] + XR[a, b] - 2.0 * RXR[a, b]
     X2 = np.empty((ns, ns), dtype=np.complex128)
     _mm(X, X, X2, ns)
     # Y = P Y Q + Q Y P - 2 P X2 P + 2 Q X2 Q with P = r, Q = 1 - r
-    RY = np.empty((ns, ns), dtype=np.complex128)
-    YR = np.empty((ns, ns), dtype=np.complex128)
-    RYR = np.empty((ns, ns), dtype=np.complex128)
-    _mm(r, Y, RY, ns)
-    _mm(Y, r, YR, ns)
-    _mm(RY, r, RYR, ns)
-    RX2 = np.empty((ns, ns), dtype=np.complex128)
-    X2R = np.empty((ns, ns), dtype=np.complex128)
-    RX2R = np.empty((ns, ns), dtype=np.complex128)
-    _mm(r, X2, RX2, ns)
-    _mm(X2, r, X2R, ns)
-    _mm(RX2, r, RX2R, ns)
+    RY, YR, RYR = _sandwich(r, Y, ns)
+    RX2, X2R, RX2R = _sandwich(r, X2, ns)
     for a in range(ns):
         for b in range(ns):
             od = RY[a, b] + YR[a, b] - 2.0 * RYR[a, b]          # P Y Q + Q Y P
