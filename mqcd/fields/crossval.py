@@ -27,7 +27,7 @@ import numpy as np
 
 from .bandwidth import bandwidth, effective_count
 from .engine import Group, choose_method, kernel_sums_flat
-from .estimate import FieldOptions, _pack, swarm_spread
+from .common import FieldOptions, _pack, swarm_spread
 from .kernels import neighbour_lists
 from .multiindex import multi_indices
 from .regression import gram_index, solve_from_columns
