@@ -293,6 +293,22 @@ def test_exit_rule_waits_for_tully1_resonance():
     assert res.attrs["t_final"] > 12000.0
 
 
+def test_coherence_indicator_counts_the_absorbed_norm():
+    """With absorbing layers the indicator is a whole-wavefunction quantity: the absorbed parts
+    keep the coherence they carried (normalised by the initial norm, not the norm left on the
+    grid). Tully 3 k = 20 separates its packets before they reach the layers, so a box large
+    enough that nothing is absorbed must give the same curve."""
+    kw = dict(t_end=3000.0, stride=40, stop="time")
+    ab = run_exact(tully(3, 20, exact={"absorb": True, "store_density": False}, **kw))
+    big = run_exact(tully(3, 20, exact={"absorb": False, "box": [-200.0, 200.0],
+                                        "store_density": False}, **kw))
+    assert ab["norm"][-1] < 0.5                    # most of the packet has been absorbed
+    assert big["norm"][-1] == pytest.approx(1.0, abs=1e-9)
+    I_ab, I_big = ab["coherence/indicator"], big["coherence/indicator"]
+    assert I_big.max() > 0.09
+    assert np.max(np.abs(I_ab - I_big)) < 1e-3
+
+
 def test_2d_separable_matches_1d_and_conserves():
     ex1 = {"box": [-6.0, 6.0], "points": [96], "dt": 0.5}
     ex2 = {"box": [-6.0, 6.0, -4.0, 4.0], "points": [96, 48], "dt": 0.5}

@@ -27,11 +27,14 @@ TINY = 1e-300
 
 
 @njit(cache=True)
-def _absorb_kernel(psi, layer, mask, uc_layer, side, dvol, acc_dia, acc_adi):
+def _absorb_kernel(psi, layer, mask, uc_layer, side, dvol, acc_dia, acc_adi, acc_coh):
     """Book and remove the norm absorbed in one step on the layer points (in place).
 
     psi (a, npts) complex; layer (nl,) point indices; mask (nl,) = exp(-W dt); uc_layer (a, n, nl) =
-    conj(U) on the layer; side (nl,) 0 for x_0 < 0 else 1; acc_* (2, ns) accumulators.
+    conj(U) on the layer; side (nl,) 0 for x_0 < 0 else 1; acc_* (2, ns) accumulators; acc_coh (2,)
+    the coherence carried away, sum_{n<m} |c_n|^2 |c_m|^2 / n(x) times the absorbed fraction
+    (the absorber removes the same fraction of every state, so the coherence density is removed in
+    that fraction too).
     """
     ns = psi.shape[0]
     for l in range(layer.shape[0]):
@@ -39,11 +42,18 @@ def _absorb_kernel(psi, layer, mask, uc_layer, side, dvol, acc_dia, acc_adi):
         m = mask[l]
         lost = (1.0 - m * m) * dvol
         s = side[l]
+        tot = 0.0
+        sq = 0.0
         for n in range(ns):
             c = 0j
             for a in range(ns):
                 c += uc_layer[a, n, l] * psi[a, i]
-            acc_adi[s, n] += (c.real * c.real + c.imag * c.imag) * lost
+            pn = c.real * c.real + c.imag * c.imag
+            acc_adi[s, n] += pn * lost
+            tot += pn
+            sq += pn * pn
+        if tot > 1e-300:
+            acc_coh[s] += 0.5 * (tot * tot - sq) / tot * lost
         for a in range(ns):
             v = psi[a, i]
             acc_dia[s, a] += (v.real * v.real + v.imag * v.imag) * lost
@@ -187,6 +197,7 @@ class SplitOperator:
                 np.conj(self.U.reshape(self.ns, self.ns, -1)[:, :, self.layer]), dtype=np.complex128)
             self.absorbed_adi = np.zeros((2, self.ns))
             self.absorbed_dia = np.zeros((2, self.ns))
+            self.absorbed_coh = np.zeros(2)
         self.dt = None
         self._buf = None
         self._tmp = np.empty(self.shape, dtype=np.complex128)
@@ -236,7 +247,8 @@ class SplitOperator:
 
     def _absorb(self, psi):
         _absorb_kernel(psi.reshape(self.ns, -1), self.layer, self.mask_layer, self.Uc_layer,
-                       self.layer_side, self.dvol, self.absorbed_dia, self.absorbed_adi)
+                       self.layer_side, self.dvol, self.absorbed_dia, self.absorbed_adi,
+                       self.absorbed_coh)
 
     def propagate(self, psi, nsteps):
         """Advance ``psi`` (a, *grid) by ``nsteps`` Strang steps of ``self.dt``; returns psi."""
@@ -292,7 +304,14 @@ class SplitOperator:
             tot = pc.sum(axis=0)
             pair = 0.5 * (tot ** 2 - (pc ** 2).sum(axis=0))
             ok = tot > 1e-300
-            coh = float(np.sum(np.where(ok, pair / np.where(ok, tot, 1.0), 0.0)) * dv) / nn
+            coh_in = float(np.sum(np.where(ok, pair / np.where(ok, tot, 1.0), 0.0)) * dv)
+            coh = coh_in / nn
+            if self.W is not None:
+                # whole-wavefunction indicator: the absorbed parts keep the coherence they carried
+                # when absorbed (the convention of trajectories frozen beyond the exit radius) and
+                # the normalisation is the initial norm, not the norm left on the grid
+                coh = (coh_in + float(self.absorbed_coh.sum())) / max(
+                    norm + float(self.absorbed_dia.sum()), TINY)
         # branching along dof 0
         right = self.mesh[0] > 0
         trans = (pc * right).sum(axis=sum_axes) * dv

@@ -216,10 +216,13 @@ def run_study(path, jobs=1, report_only=False, dry_run=False, overrides=None, on
     if root:
         study.runs_dir.mkdir(parents=True, exist_ok=True)
         study.report_dir.mkdir(parents=True, exist_ok=True)
-    state = plan(study, force=force) if root else None
-    state = comm.bcast(state) if comm.size > 1 else state
     selected = [r for r in study.all_runs
                 if not only or any(o in r.labels.values() or o == r.case for o in only)]
+    state = plan(study) if root else None
+    if root and force:                     # --force re-runs the selected runs only
+        forced = plan(study, force=True)
+        state.update({r.name: forced[r.name] for r in selected})
+    state = comm.bcast(state) if comm.size > 1 else state
     todo = [r for r in selected if state[r.name][0] != "done"]
     if root:
         n_done = sum(state[r.name][0] == "done" for r in study.all_runs)
