@@ -139,6 +139,14 @@ def test_study_runs_what_is_missing_and_skips_what_is_done(tmp_path, capsys):
     p.write_text(p.read_text().replace('fssh = "fssh"', 'plain-fssh = "fssh"'))
     state = plan(load_study(p))
     assert state["plain-fssh"] == ("done", runs / "fssh.h5")
+    # --force with --only re-runs the selected runs and nothing else
+    before = {f.name: f.stat().st_mtime_ns for f in runs.glob("*.h5") if f.name != "study.h5"}
+    capsys.readouterr()
+    assert run_study(p, only=["exact"], force=True) == 0
+    assert "1 to run (--only exact)" in capsys.readouterr().err
+    after = {f.name: f.stat().st_mtime_ns for f in runs.glob("*.h5") if f.name != "study.h5"}
+    assert after["exact.h5"] != before["exact.h5"]
+    assert all(after[n] == t for n, t in before.items() if n != "exact.h5")
 
 
 def test_study_file_opens_in_xarray_with_named_dims(tmp_path):
