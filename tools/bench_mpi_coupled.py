@@ -1,40 +1,105 @@
-"""Strong scaling of a coupled method under MPI (wall time of whole runs, 1 and 2 ranks).
+"""Strong scaling of the coupled methods under MPI, with the time per step split into parts.
 
-    python tools/bench_mpi_coupled.py [--ntraj 10000] [--steps 200] [--ranks 1 2]
+    python tools/bench_mpi_coupled.py [--ntraj 100000] [--steps 20] [--ranks 1 2]
+                                      [--methods ehrenfest-qc qhd fssh-coupled] [--dim 1]
 
-geometric-ehrenfest-qc on tully1 with both force estimators: "conservative" (fields evaluated on
-the whole swarm by every rank: exact zero-mean force, no parallel speed-up of the field part) and
-"pointwise" (each rank evaluates the fields at its own trajectories). Per step, every rank
-all-gathers positions and density matrices: N (D + 2 ns^2) doubles = 10^4 * 9 * 8 B = 720 kB for
-10^4 trajectories and two states. Wall times include start-up (about 1 s), measured as the
-difference between a run of `steps` steps and one of 10 steps, after a warm-up run per rank
-count (numba compilation).
+For every method and rank count the driver launches ``mpiexec -n P python
+tools/bench_mpi_coupled.py --worker ...`` (one numba/BLAS thread per rank). A worker runs the
+same loop as ``mqcd run`` (``mqcd.api._Runner``) for ``steps`` steps after a warm-up step
+(numba compilation excluded) and reports from rank 0, as the maximum over ranks:
+
+* ``step``: wall time per step of the loop (ms);
+* ``fields``: time per step inside the field estimator (``estimate`` + ``divergence``), ms;
+* ``comm``: time per step inside the communication layer (``MPIComm.stats``: all-gathers and the
+  exact grid reductions of mqcd/fields/distributed.py), ms, with the bytes sent per rank;
+* the peak resident memory per rank (``ru_maxrss``).
+
+Parallel efficiency is ``t_1 / (P t_P)`` from the same invocation. Models: ``--dim 1`` tully1
+(2 states), ``--dim 3`` spin_boson with 3 modes (2 states). The machine load (``os.getloadavg``)
+is printed before each measurement: on a shared 2-core machine a ratio is only meaningful when
+the other core was idle.
 """
 import argparse
+import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-DECK = """[model]
-name = "tully1"
-[initial]
-position = [-2.0]
-momentum = [10.0]
-width = [1.0]
-[method]
-name = "geometric-ehrenfest-qc"
-force_form = "{form}"
-[run]
-trajectories = {n}
-dt = 0.5
-t_end = {t_end}
-seed = 1
-[output]
-stride = 50
-"""
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def make_deck(method, ntraj, steps, dim, extra=None):
+    if dim == 1:
+        model = {"name": "tully1"}
+        ini = {"position": [-4.0], "momentum": [10.0], "width": [1.0]}
+    else:
+        model = {"name": "spin_boson", "modes": dim}
+        ini = {"position": [0.0] * dim, "momentum": [0.0] * dim, "width": [1.0] * dim}
+    meth = {"name": method}
+    meth.update(extra or {})
+    return {"model": model, "initial": ini, "method": meth,
+            "run": {"trajectories": ntraj, "dt": 0.5, "t_end": 0.5 * steps, "seed": 1},
+            "output": {"stride": steps + 1}}
+
+
+def worker(a):
+    from mqcd.api import _Runner
+    from mqcd.io.deck import read_deck
+    from mqcd.parallel import get_comm
+    comm = get_comm()
+    extra = json.loads(a.extra) if a.extra else None
+    deck = read_deck(make_deck(a.method, a.ntraj, a.steps + 1, a.dim, extra))
+    runner = _Runner(deck, comm, None)
+    runner.start()
+    est = getattr(runner.method, "estimator", None)
+    acc = {"fields": 0.0}
+    if est is not None:
+        for name in ("estimate", "divergence"):
+            f = getattr(est, name)
+
+            def timed(*args, _f=f, **kw):
+                t = time.perf_counter()
+                try:
+                    return _f(*args, **kw)
+                finally:
+                    acc["fields"] += time.perf_counter() - t
+            setattr(est, name, timed)
+    runner.nsteps = runner.sw.step + 1                     # warm-up step (compilation)
+    runner.loop()
+    runner.nsteps = runner.sw.step + a.steps
+    stats = getattr(comm, "stats", None)
+    comm.barrier()
+    if stats is not None:
+        stats.reset()
+    acc["fields"] = 0.0
+    t0 = time.perf_counter()
+    runner.loop()
+    loop = time.perf_counter() - t0
+    comm.barrier()
+    st = stats.as_dict() if stats is not None else {}
+    comm_s = sum(v["seconds"] for v in st.values())
+    comm_b = sum(v["bytes"] for v in st.values())
+    import numpy as np
+    mine = np.array([loop, acc["fields"], comm_s, comm_b,
+                     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0])
+    worst = comm.max(mine)
+    if comm.is_root:
+        n = a.steps
+        out = {"method": a.method, "ranks": comm.size, "ntraj": a.ntraj, "dim": a.dim,
+               "step_ms": 1e3 * worst[0] / n, "fields_ms": 1e3 * worst[1] / n,
+               "comm_ms": 1e3 * worst[2] / n, "comm_bytes_per_step": worst[3] / n,
+               "maxrss_mb": worst[4], "estimator": type(est).__name__ if est else "",
+               "kinds": {k: v["seconds"] / n * 1e3 for k, v in st.items()}}
+        print("BENCH_JSON " + json.dumps(out), flush=True)
 
 
 def mpiexec():
@@ -42,35 +107,52 @@ def mpiexec():
     return str(p) if p.exists() else "mpiexec"
 
 
-def wall(n, ranks, form, steps, tmp):
-    deck = Path(tmp) / f"d_{form}_{steps}.toml"
-    deck.write_text(DECK.format(form=form, n=n, t_end=0.5 * steps))
-    env = dict(os.environ, NUMBA_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-m", "mqcd", "run", str(deck), "-o",
-           str(Path(tmp) / f"o_{form}_{ranks}_{steps}.h5"), "--quiet", "--force"]
-    t = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, capture_output=True)
-    return time.perf_counter() - t
+def launch(method, ranks, a):
+    cmd = [mpiexec(), "-n", str(ranks), sys.executable, __file__, "--worker", "--method", method,
+           "--ntraj", str(a.ntraj), "--steps", str(a.steps), "--dim", str(a.dim)]
+    if a.extra:
+        cmd += ["--extra", a.extra]
+    env = dict(os.environ, NUMBA_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    cp = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if cp.returncode:
+        raise RuntimeError(cp.stdout + cp.stderr)
+    line = [ln for ln in cp.stdout.splitlines() if ln.startswith("BENCH_JSON ")][-1]
+    return json.loads(line[len("BENCH_JSON "):])
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ntraj", type=int, default=10000)
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--ntraj", type=int, default=100000)
+    ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--dim", type=int, default=1)
+    ap.add_argument("--methods", nargs="+", default=["ehrenfest-qc", "qhd", "fssh-coupled"])
+    ap.add_argument("--extra", default="", help="JSON of extra [method] keys")
+    ap.add_argument("--json", default="")
+    ap.add_argument("--worker", action="store_true")
+    ap.add_argument("--method", default="ehrenfest-qc")
     a = ap.parse_args()
-    print("| force_form | ranks | ms per step | parallel efficiency |\n|---|---|---|---|")
-    with tempfile.TemporaryDirectory() as tmp:
-        for r in a.ranks:                       # warm-up: numba compilation and caches
-            for form in ("conservative", "pointwise"):
-                wall(200, r, form, 10, tmp)
-        for form in ("conservative", "pointwise"):
-            base = None
-            for r in a.ranks:
-                per = (wall(a.ntraj, r, form, a.steps, tmp) - wall(a.ntraj, r, form, 10, tmp)) / (
-                    a.steps - 10)
-                base = base or per * a.ranks[0]
-                print(f"| {form} | {r} | {1e3 * per:.2f} | {base / (r * per):.2f} |", flush=True)
+    if a.worker:
+        return worker(a)
+    rows = []
+    print(f"N = {a.ntraj}, D = {a.dim}, {a.steps} steps per measurement")
+    print("| method | estimator | ranks | ms/step | fields ms/step | comm ms/step | comm share "
+          "| MB sent/rank/step | efficiency | peak RSS/rank (MB) | load |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|")
+    for m in a.methods:
+        base = None
+        for r in a.ranks:
+            load = os.getloadavg()[0]
+            res = launch(m, r, a)
+            rows.append(res)
+            base = base or res["step_ms"] * r
+            print(f"| {m} | {res['estimator']} | {r} | {res['step_ms']:.1f} | "
+                  f"{res['fields_ms']:.1f} | {res['comm_ms']:.2f} | "
+                  f"{res['comm_ms'] / res['step_ms']:.1%} | "
+                  f"{res['comm_bytes_per_step'] / 1e6:.2f} | {base / (r * res['step_ms']):.2f} | "
+                  f"{res['maxrss_mb']:.0f} | {load:.2f} |", flush=True)
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

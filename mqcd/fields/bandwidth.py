@@ -137,15 +137,18 @@ def abramson_factors(n_pilot, weights=None, *, alpha=0.5, lam_max=4.0):
     return np.clip(lam, 1.0 / lam_max, lam_max)
 
 
-def class_ladder(lam, ratio):
+def class_ladder(lam, ratio, span=None):
     """Bandwidth classes for the grid path: ``c_k = lam_min * ratio^k`` spanning ``lam``, and the
     variance-preserving split of each source between its two bracketing classes.
+
+    ``span``: ``(lam_min, lam_max)`` of the whole swarm when ``lam`` holds only some of its
+    sources (MPI ranks); default the range of ``lam``.
 
     Returns ``(classes (C,), cls (N,) int64, tau (N,))`` with
     ``(1 - tau) c_cls^2 + tau c_{cls+1}^2 = lam^2``.
     """
     lam = np.asarray(lam, dtype=np.float64)
-    lo, hi = float(lam.min()), float(lam.max())
+    lo, hi = (float(lam.min()), float(lam.max())) if span is None else map(float, span)
     if hi <= lo * (1.0 + 1e-12):
         return np.array([lo]), np.zeros(lam.size, dtype=np.int64), np.zeros(lam.size)
     K = int(np.ceil(np.log(hi / lo) / np.log(ratio)))

@@ -44,7 +44,7 @@ from numba import njit
 from scipy.spatial import cKDTree
 
 from .bandwidth import effective_count, normal_reference_constant, spread
-from .base import local_rows, restrict
+from .distributed import distributed
 from .engine import Group, kernel_sums
 from .estimate import estimate_fields
 from .kernel import KernelEstimator
@@ -261,29 +261,28 @@ class ModalEstimator(KernelEstimator):
     def estimate(self, sw, need=None):
         need = self.need if need is None else tuple(t for t in need if t != "alpha")
         comm = self.comm
-        x_all = comm.allgather_rows(sw.x)
-        wants_rho = any(t.startswith("rho") for t in need)
-        rho_all = comm.allgather_rows(sw.rho) if wants_rho else None
+        x_all, sl = self.positions(sw)
+        rho = sw.rho if any(t.startswith("rho") for t in need) else None
         fo = self.options_for(x_all)
-        f = estimate_fields(x_all, rho_all, self.masses, fo, need=need, workspace=self.ws)
-        alpha = self._alpha(x_all, f, fo) if self.want_alpha else None
+        f = estimate_fields(x_all, rho, self.masses, fo, need=need, workspace=self.ws, comm=comm,
+                            rows=sl)
         self.last = f
-        sl = local_rows(comm, sw.ntraj)
-        out = restrict(f, sl)
-        out.extra = {**f.extra, "mode_spread": self.spreads[sl], "mode_label": self.labels[sl],
-                     "n_modes": self.n_modes}
-        if alpha is not None:
-            out.extra["alpha"] = alpha[sl]
-        return out
+        f.extra = {**f.extra, "mode_spread": self.spreads[sl], "mode_label": self.labels[sl],
+                   "n_modes": self.n_modes}
+        if self.want_alpha:
+            f.extra["alpha"] = self._alpha(x_all, sl, f, fo)
+        return f
 
-    def _alpha(self, x_all, f, fo):
-        N, D = x_all.shape
-        lam = fo.source_factors
-        w = f.weights
+    def _alpha(self, x_all, sl, f, fo):
+        D = x_all.shape[1]
+        dist = distributed(self.comm, x_all)
+        x = x_all if dist is None else np.ascontiguousarray(x_all[sl])
+        lam = fo.source_factors if dist is None else fo.source_factors[sl]
+        w = f.weights if dist is None else f.weights[sl]
         hs = fo.h_density[None, :] * lam[:, None]                   # (N, D)
         F = np.concatenate([w[:, None], w[:, None] / hs ** 2], axis=1)
-        S = kernel_sums(x_all, x_all, F, [Group(multi_indices(D, 0), 0, D + 1, fo.h_density,
-                                                "deriv")], f.method, fo.engine(), lam=lam)[0]
+        S = kernel_sums(x, x, F, [Group(multi_indices(D, 0), 0, D + 1, fo.h_density, "deriv")],
+                        f.method, fo.engine(), lam=lam, dist=dist)[0]
         S = S[:, 0, :]
         return 0.5 * S[:, 1:] / S[:, :1]
 

@@ -79,15 +79,17 @@ def _flatten(groups):
             np.array(f0, dtype=np.int64), np.array(nf, dtype=np.int64), np.array(o0, dtype=np.int64), col)
 
 
-def kernel_sums(xt, xs, F, groups, method, settings: EngineSettings, lam=None, nbr=None, ws=FRESH):
+def kernel_sums(xt, xs, F, groups, method, settings: EngineSettings, lam=None, nbr=None, ws=FRESH,
+                dist=None):
     """Kernel sums per group: list of ``(M, n_ops_g, count_g)`` views (see :func:`kernel_sums_flat`)."""
-    flat, offsets = kernel_sums_flat(xt, xs, F, groups, method, settings, lam=lam, nbr=nbr, ws=ws)
+    flat, offsets = kernel_sums_flat(xt, xs, F, groups, method, settings, lam=lam, nbr=nbr, ws=ws,
+                                     dist=dist)
     return [flat[:, o:o + g.ops.shape[0] * g.count].reshape(flat.shape[0], g.ops.shape[0], g.count)
             for g, o in zip(groups, offsets)]
 
 
 def kernel_sums_flat(xt, xs, F, groups, method, settings: EngineSettings, lam=None, nbr=None,
-                     ws=FRESH):
+                     ws=FRESH, dist=None):
     """Kernel sums for several op groups (see :class:`Group`), at the targets.
 
     Parameters
@@ -103,6 +105,10 @@ def kernel_sums_flat(xt, xs, F, groups, method, settings: EngineSettings, lam=No
         ``cutoff * max(lam)`` bandwidths for every group's ``h`` (e.g. built with the elementwise
         largest ``h``).
     ws : :class:`~mqcd.fields.workspace.FieldWorkspace` for the output and grid buffers.
+    dist : :class:`mqcd.fields.distributed.Distributed` or None: ``xs``, ``F`` and ``lam`` are
+        this rank's sources and ``xt`` its targets; the sums run over the sources of all ranks
+        (grid path: fixed-point grids summed over ranks; pair/tree paths: the source fields are
+        all-gathered, and ``nbr`` must then refer to ``dist.x_all``). Bit-for-bit the serial sums.
 
     Returns ``(flat, offsets)``: ``flat`` is ``(M, n_cols)``; group ``g`` occupies the columns
     ``offsets[g] : offsets[g] + n_ops_g * count_g`` laid out as ``(n_ops_g, count_g)``.
@@ -113,6 +119,9 @@ def kernel_sums_flat(xt, xs, F, groups, method, settings: EngineSettings, lam=No
     xt = np.ascontiguousarray(xt, dtype=np.float64)
     xs = np.ascontiguousarray(xs, dtype=np.float64)
     F = np.ascontiguousarray(F, dtype=np.float64)
+    if dist is not None and method != "grid":
+        F, lam = dist.gather(F, lam)
+        xs, dist = np.ascontiguousarray(dist.x_all), None
     N = xs.shape[0]
     lam_arr = np.ones(N) if lam is None else np.asarray(lam, dtype=np.float64)
     sizes = [g.ops.shape[0] * g.count for g in groups]
@@ -125,10 +134,15 @@ def kernel_sums_flat(xt, xs, F, groups, method, settings: EngineSettings, lam=No
         if lam is None:
             classes, cls, tau = np.array([1.0]), np.zeros(N, dtype=np.int64), np.zeros(N)
         else:
-            classes, cls, tau = class_ladder(lam_arr, settings.class_ratio)
+            span = None
+            if dist is not None:
+                b = dist.comm.max(np.array([-lam_arr.min(initial=np.inf),
+                                            lam_arr.max(initial=-np.inf)]))
+                span = (-b[0], b[1])
+            classes, cls, tau = class_ladder(lam_arr, settings.class_ratio, span=span)
         grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau,
                   spacing=settings.grid_spacing, order=settings.grid_order, pad=settings.grid_pad,
-                  workers=settings.workers, out=full, ws=ws)
+                  workers=settings.workers, out=full, ws=ws, dist=dist)
         return full, offsets
     if method not in ("pairs", "tree"):
         raise ValueError(f"unknown method {method!r}; use one of {METHODS}")

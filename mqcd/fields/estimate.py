@@ -27,6 +27,7 @@ from .engine import Group, choose_method, kernel_sums, kernel_sums_flat
 from .kernels import neighbour_lists
 from .multiindex import full_symmetric_index, multi_indices
 from .regression import gram_index, solve_from_columns
+from .distributed import Distributed
 from .workspace import FRESH, FieldWorkspace
 from .common import (DEFAULT_NEED, NEED_TOKENS, FieldOptions, _pack, _unpack,  # noqa: F401
                      fisher_spread, pack_hermitian, swarm_spread, unpack_hermitian)
@@ -205,7 +206,8 @@ def _log_derivatives(S, i2, i3, order, n, l1, l2, l3):
 
 
 def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = None, *, weights=None,
-                    need=DEFAULT_NEED, at=None, workspace: Optional[FieldWorkspace] = None) -> FieldEstimate:
+                    need=DEFAULT_NEED, at=None, workspace: Optional[FieldWorkspace] = None,
+                    comm=None, rows: Optional[slice] = None) -> FieldEstimate:
     """Estimate the swarm fields at the trajectory positions (or at ``at``).
 
     Parameters
@@ -223,6 +225,12 @@ def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = Non
     workspace : :class:`FieldWorkspace` or None. With a workspace, repeated calls reuse buffers
         (no page faults; see :mod:`mqcd.fields.workspace`) and the returned arrays are views that
         the next call with the same workspace overwrites.
+    comm, rows : distributed evaluation (MPI, :mod:`mqcd.fields.distributed`): ``x`` is the whole
+        swarm's positions (all ranks, global order), ``rows`` the slice of this rank's
+        trajectories in it, ``rho`` their density matrices only, and the evaluation points
+        default to ``x[rows]``. Bandwidths are computed from ``x`` as in a serial run; the kernel
+        sums use this rank's sources and exchange only grid moments (grid path) or source fields
+        (pair/tree paths). The result is bit-for-bit the serial one at these rows.
 
     Returns
     -------
@@ -237,12 +245,15 @@ def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = Non
     if not np.all(np.isfinite(x)):
         raise ValueError("x contains non-finite values")
     need, dens_order = _parse_need(need)
+    split = rows is not None and comm is not None and comm.size > 1
+    rows = slice(None) if not split else rows
+    n_src = N if not split else len(range(*rows.indices(N)))
     if "rho" in need:
         if rho is None:
             raise ValueError("rho is required for need 'rho'/'rho2'")
         rho = np.asarray(rho)
-        if rho.ndim != 3 or rho.shape[0] != N or rho.shape[1] != rho.shape[2]:
-            raise ValueError("rho must have shape (N, ns, ns)")
+        if rho.ndim != 3 or rho.shape[0] != n_src or rho.shape[1] != rho.shape[2]:
+            raise ValueError("rho must have shape (N, ns, ns) (this rank's rows under MPI)")
         if "rho2" in need and opts.order < 2:
             raise ValueError("need 'rho2' requires order = 2")
     if weights is None:
@@ -252,7 +263,8 @@ def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = Non
         if np.any(w < 0) or not np.all(np.isfinite(w)) or w.sum() <= 0:
             raise ValueError("weights must be finite, non-negative and not all zero")
         w = w / w.sum()
-    xt = x if at is None else np.ascontiguousarray(np.asarray(at, dtype=np.float64))
+    xs = x if not split else np.ascontiguousarray(x[rows])
+    xt = xs if at is None else np.ascontiguousarray(np.asarray(at, dtype=np.float64))
     if xt.ndim != 2 or xt.shape[1] != D:
         raise ValueError("at must have shape (M, D)")
     M = xt.shape[0]
@@ -316,27 +328,32 @@ def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = Non
     if method == "tree":
         # one neighbour list serves both kernels: radius cutoff * max(lam) in units of max(h_n, h_r)
         nbr = neighbour_lists(xt, x, h_big, settings.cutoff * (1.0 if lam is None else float(lam.max())),
-                              same=at is None)
+                              same=at is None and not split)
     out = FieldEstimate(h_density=h_n, h_regression=h_r, lam=lam, method=method,
                         method_reason=reason, masses=m_arr, options=opts, weights=w, extra=extra)
 
     # one engine call: density derivatives (bandwidth h_n) and regression moments (h_r) share the
     # deposited fields [w, w * rho components] on the grid path
     groups = []
-    F = w[:, None]
+    w_src = w[rows]
+    F = w_src[:, None]
     if dens_order > 0:
         dops = multi_indices(D, dens_order)
         groups.append(Group(dops, 0, 1, h_n, "deriv"))
     if "rho" in need:
         ns = rho.shape[1]
         nc = ns * ns
-        F = ws.array("F", (N, 1 + nc))
-        F[:, 0] = w
-        _pack(np.ascontiguousarray(rho, dtype=np.complex128), w, F, 1)
+        F = ws.array("F", (n_src, 1 + nc))
+        F[:, 0] = w_src
+        _pack(np.ascontiguousarray(rho, dtype=np.complex128), np.ascontiguousarray(w_src), F, 1)
         order = opts.order
         groups.append(Group(multi_indices(D, 2 * order), 0, 1, h_r, "moment"))
         groups.append(Group(multi_indices(D, order), 1, nc, h_r, "moment"))
-    X, offs = kernel_sums_flat(xt, x, F, groups, method, settings, lam=lam, nbr=nbr, ws=ws)
+    dist = None
+    if split:
+        dist = Distributed(comm, x) if at is None else Distributed(comm, x).with_targets(xt)
+    X, offs = kernel_sums_flat(xt, xs, F, groups, method, settings,
+                               lam=None if lam is None else lam[rows], nbr=nbr, ws=ws, dist=dist)
     if dens_order > 0:
         i2 = full_symmetric_index(dops, 2) if dens_order >= 2 else np.zeros((1, 1), np.int64)
         i3 = full_symmetric_index(dops, 3) if dens_order >= 3 else np.zeros((1, 1, 1), np.int64)

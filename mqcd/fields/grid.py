@@ -90,19 +90,32 @@ def _strides(shape):
     return stride, acc
 
 
+@njit(cache=True, inline="always")
+def _add_fixed(acc, c, flat, f, d, sc):
+    """Add ``d * sc`` (|d * sc| < 2**62) to the two-limb fixed-point cell ``acc[:, c, flat, f]``:
+    limb 0 the integer part, limb 1 the first 32 fraction bits (truncated)."""
+    u = d * sc
+    hi = math.floor(u)
+    acc[0, c, flat, f] += np.int64(hi)
+    acc[1, c, flat, f] += np.int64((u - hi) * 4294967296.0)
+
+
 @njit(cache=True)
-def _deposit(xs, F, lo, dx, shape, p, cls, tau, grid):
-    """Deposit ``F`` (N, m) on ``ncls`` grids of ``shape`` (flattened, row-major).
+def _deposit(xs, F, lo, dx, shape, p, cls, tau, sc, acc):
+    """Deposit ``F`` (N, m) on ``ncls`` grids of ``shape`` (flattened, row-major) in fixed point.
 
     Source ``s`` goes to class ``cls[s]`` with weight ``1 - tau[s]`` and to ``cls[s] + 1`` with
-    weight ``tau[s]``. Fills (after zeroing) ``grid`` of shape ``(ncls, prod(shape), m)``.
+    weight ``tau[s]``; each contribution ``g F[s, f]`` is added as the integer pair of
+    :func:`_add_fixed` with the column scale ``sc[f]`` into ``acc`` of shape
+    ``(2, ncls, prod(shape), m)`` (int64, zeroed here). Integer addition is associative, so the
+    cell sums do not depend on the order of the sources or on how they are split over ranks.
     """
     N, D = xs.shape
     m = F.shape[1]
     off = _stencil_table(D, p)
     stride, G = _strides(shape)
     ncomb = off.shape[0]
-    grid[:] = 0.0
+    acc[:] = 0
     w = np.empty((D, 4))
     base = np.empty(D, dtype=np.int64)
     wt = np.empty(4)
@@ -121,11 +134,32 @@ def _deposit(xs, F, lo, dx, shape, p, cls, tau, grid):
                 flat += (base[j] + off[c, j]) * stride[j]
             g0 = g * (1.0 - ta)
             for f in range(m):
-                grid[c0, flat, f] += g0 * F[s, f]
+                _add_fixed(acc, c0, flat, f, g0 * F[s, f], sc[f])
             if ta != 0.0:
                 g1 = g * ta
                 for f in range(m):
-                    grid[c0 + 1, flat, f] += g1 * F[s, f]
+                    _add_fixed(acc, c0 + 1, flat, f, g1 * F[s, f], sc[f])
+
+
+def fixed_scales(F, n_sources, comm=None):
+    """Per-column fixed-point scales ``2**(62 - E_f)`` with ``2**E_f > n_sources * max|F[:, f]|``
+    (the maximum over all ranks): no cell sum of the deposit can reach 2**62 in magnitude."""
+    amax = np.abs(F).max(axis=0) if F.shape[0] else np.zeros(F.shape[1])
+    if comm is not None:
+        amax = comm.max(amax)
+    bound = amax * float(n_sources)
+    e = np.where(bound > 0, np.frexp(np.where(bound > 0, bound, 1.0))[1] + 1, 0)
+    return np.ldexp(1.0, 62 - e.astype(np.int64)), e
+
+
+def fixed_to_float(acc, e):
+    """float64 cell values of the two-limb fixed-point sums ``acc`` (2, C, G, m) (limbs summed
+    over ranks; carries are propagated here) with column exponents ``e`` (m,)."""
+    hi = acc[0].copy()
+    lo = acc[1]
+    hi += lo >> 32
+    frac = (lo & 0xFFFFFFFF).astype(np.float64) * 2.0 ** -32
+    return (hi.astype(np.float64) + frac) * np.ldexp(1.0, e.astype(np.int64) - 62)
 
 
 @njit(parallel=True, cache=True)
@@ -171,30 +205,6 @@ def _cell_order(x, lo, dx, shape):
     for j in range(x.shape[1]):
         idx = idx * int(shape[j]) + np.floor((x[:, j] - lo[j]) / dx[j]).astype(np.int64)
     return np.argsort(idx, kind="stable")
-
-
-@njit(cache=True)
-def _deposit1(xs, F, lo, dx, p, cls, tau, grid):
-    """One-dimensional specialisation of :func:`_deposit` (same result)."""
-    N = xs.shape[0]
-    m = F.shape[1]
-    grid[:] = 0.0
-    wt = np.empty(4)
-    l0 = lo[0]
-    idx = 1.0 / dx[0]
-    for s in range(N):
-        i0 = _stencil((xs[s, 0] - l0) * idx, p, wt)
-        c0 = cls[s]
-        ta = tau[s]
-        for c in range(p):
-            g0 = wt[c] * (1.0 - ta)
-            for f in range(m):
-                grid[c0, i0 + c, f] += g0 * F[s, f]
-        if ta != 0.0:
-            for c in range(p):
-                g1 = wt[c] * ta
-                for f in range(m):
-                    grid[c0 + 1, i0 + c, f] += g1 * F[s, f]
 
 
 @njit(parallel=True, cache=True)
@@ -292,7 +302,7 @@ def grid_cells(x, h_min, h_max, spacing, pad, order):
 
 def grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau, *,
               spacing=0.4, order=4, pad=6.0, max_batch_doubles=1 << 24, workers=1,
-              out=None, ws=FRESH):
+              out=None, ws=FRESH, dist=None):
     """Kernel sums on a grid (see module docstring).
 
     Parameters
@@ -312,6 +322,12 @@ def grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau, *
         batch of inverse transforms.
     workers : ``scipy.fft`` worker threads.
     out : optional ``(M, n_out)`` output array; ws : workspace for the deposition grid.
+    dist : :class:`mqcd.fields.distributed.Distributed` or None. With it, ``xs``/``F`` are this
+        rank's sources only: each rank deposits its own, the fixed-point grids are summed over
+        ranks (one integer Allreduce per batch) and every rank transforms the whole grid and
+        interpolates at its own targets ``xt``; the grid covers the whole swarm (``dist.lo``,
+        ``dist.hi``). The deposit is exact integer arithmetic, so the result is bit-for-bit the
+        same for any number of ranks (and equal to ``dist=None`` on the whole swarm).
 
     Returns ``(M, n_out)`` float64.
     """
@@ -322,8 +338,12 @@ def grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau, *
     D = xs.shape[1]
     classes = np.asarray(classes, dtype=np.float64)
     C = classes.shape[0]
-    lo_pts = np.minimum(xs.min(axis=0), xt.min(axis=0))
-    hi_pts = np.maximum(xs.max(axis=0), xt.max(axis=0))
+    if dist is None:
+        lo_pts = np.minimum(xs.min(axis=0), xt.min(axis=0))
+        hi_pts = np.maximum(xs.max(axis=0), xt.max(axis=0))
+        comm, n_src = None, xs.shape[0]
+    else:
+        lo_pts, hi_pts, comm, n_src = dist.lo, dist.hi, dist.comm, dist.n
     dx, lo, shape = grid_geometry(lo_pts, hi_pts, hs.min(axis=0) * classes.min(),
                                   hs.max(axis=0) * classes.max(), spacing, pad, order)
     m = F.shape[1]
@@ -373,12 +393,13 @@ def grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau, *
         cols = np.flatnonzero((col_f >= fa) & (col_f < fb))
         if cols.size == 0:
             continue
-        grid = ws.array("grid_deposit", (C, Greal, fb - fa))
+        acc = ws.array("grid_deposit", (2, C, Greal, fb - fa), np.int64)
         Fc = F if (fa == 0 and fb == m) else np.ascontiguousarray(F[:, fa:fb])
-        if D == 1:
-            _deposit1(xs, Fc, lo, dx, order, cls, tau, grid)
-        else:
-            _deposit(xs, Fc, lo, dx, shape, order, cls, tau, grid)
+        sc, e = fixed_scales(Fc, n_src, comm)
+        _deposit(xs, Fc, lo, dx, shape, order, cls, tau, sc, acc)
+        if comm is not None and comm.size > 1:
+            acc = comm.sum(acc.view(np.uint64)).view(np.int64)   # modular: exact, any order
+        grid = fixed_to_float(acc, e)
         grid = np.moveaxis(grid.reshape((C,) + shp + (fb - fa,)), -1, 1)        # (C, m, G...)
         Fh = sfft.rfftn(grid, axes=tuple(range(2, 2 + D)), workers=workers)    # (C, m, K...)
         del grid

@@ -5,16 +5,17 @@ local quadratic regression of :func:`mqcd.fields.estimate_fields` (docs/theory/f
 sections 1-5), the conservative divergence is the symmetric-pair form of
 :func:`mqcd.fields.conservative.divergence_pairs`.
 
-Under MPI the positions (and density matrices, for the rho field) are all-gathered and every rank
-evaluates the fields at its own trajectories, or at all of them when the conservative divergence
-is needed (it couples every pair); the numerical path is chosen from the global swarm size, so any
-number of ranks gives bit-for-bit the serial numbers.
+Under MPI only the positions are all-gathered (the bandwidths and the numerical path come from the
+whole swarm, as in a serial run); every rank evaluates the fields and the conservative divergence
+at its own trajectories from its own sources, with the grid moments summed over ranks in exact
+integer arithmetic (:mod:`mqcd.fields.distributed`), so any number of ranks gives bit-for-bit the
+serial numbers.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .base import SwarmEstimator, local_rows, restrict
+from .base import SwarmEstimator
 from .conservative import divergence_pairs
 from .estimate import FieldOptions, estimate_fields
 from .workspace import FieldWorkspace
@@ -42,28 +43,18 @@ class KernelEstimator(SwarmEstimator):
         super().__init__(opts, model, deck, comm, need, conservative)
         self.fopts = kernel_options(opts, need)
         self.ws = FieldWorkspace()
-        self._whole = None
+        self._x = None
 
     def estimate(self, sw, need=None):
         need = self.need if need is None else tuple(need)
-        comm = self.comm
-        x_all, rho_all = self.whole_swarm(sw, need)
-        whole = self.conservative or comm.size == 1
-        f = estimate_fields(x_all, rho_all, self.masses, self.fopts, need=need,
-                            at=None if whole else sw.x, workspace=self.ws)
+        x_all, rows = self.positions(sw)
+        rho = sw.rho if any(t.startswith("rho") for t in need) else None
+        f = estimate_fields(x_all, rho, self.masses, self.fopts, need=need, workspace=self.ws,
+                            comm=self.comm, rows=rows)
         self.last = f
-        if whole:
-            self._whole = (f, x_all)
-            sl = local_rows(comm, sw.ntraj)
-            return restrict(f, sl)
-        self._whole = None
+        self._x = (x_all, rows)
         return f
 
     def divergence(self, f, G):
-        if self._whole is None:
-            return None
-        f_all, x_all = self._whole
-        comm = self.comm
-        G_all = comm.allgather_rows(np.ascontiguousarray(G))
-        out = divergence_pairs(f_all, x_all, G_all)
-        return out[local_rows(comm, G.shape[0])]
+        x_all, rows = self._x
+        return divergence_pairs(f, x_all, np.ascontiguousarray(G), comm=self.comm, rows=rows)
