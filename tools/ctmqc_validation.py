@@ -48,6 +48,7 @@ METHODS = {
                         "force_reset": "never"},
     "qc-half": {"name": "ehrenfest-qc", "correction_scale": 0.5},
     "qc-strict-energy": {"name": "ehrenfest-qc", "qc_step_fraction": 0.25},
+    "qc-no-distance-cap": {"name": "ehrenfest-qc", "qmom_distance": 0.0},
     "fssh-coupled": {"name": "fssh-coupled"},
     "fssh-coupled-kernel": {"name": "fssh-coupled", "field_method": "kernel"},
     "fssh-coupled-modes": {"name": "fssh-coupled", "field_method": "modes"},

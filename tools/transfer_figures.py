@@ -280,6 +280,10 @@ def cmd_dt2():
         "tully2", 16.0, {"name": m}, ntraj=16, dt=dt, t_end=2200.0, stride=int(2 / dt)))
         for m in ("ehrenfest", "geometric-ehrenfest", "ehrenfest-qc", "geometric-ehrenfest-qc",
                   "qhd")]
+    cases.insert(3, ("ehrenfest-qc (force_reset = never)", "tully2 k=16, N=16",
+                     lambda dt: scattering("tully2", 16.0, {"name": "ehrenfest-qc",
+                                                            "force_reset": "never"},
+                                           ntraj=16, dt=dt, t_end=2200.0, stride=int(2 / dt))))
     cases += [(m, "conical2d_complex, N=12, Berry force", lambda dt, m=m: _fssh_2d(dt, m))
               for m in ("fssh", "fssh-coupled")]
     cases += [("ehrenfest", "conical2d_complex, N=12", lambda dt: {
@@ -300,6 +304,22 @@ def cmd_dt2():
             else:
                 cells += [f"{v[0, j]:.2e}", f"{v[1, j]:.2e}", f"{v[0, j] / v[1, j]:.3f}"]
         rows.append(f"| {m} | {case} | " + " | ".join(cells) + " |")
+    print("\n".join(rows))
+    # every step recorded, trapezoid rule (what the kicks are): momentum to round-off also for
+    # forces that jump in time (hops, ehrenfest-qc's population reset)
+    from mqcd.analysis.transfer import step_residuals
+    rows = ["", "| method | dP/dt = <F> step by step: dt = 1 | dt = 0.5 | dT/dt = <F.v>: dt = 1 | "
+            "dt = 0.5 | ratio |", "|---|---|---|---|---|---|"]
+    for meth in ({"name": "ehrenfest-qc"}, {"name": "fssh"}, {"name": "fssh-coupled"}):
+        vals = []
+        for dt in (1.0, 0.5):
+            d = scattering("tully2", 16.0, meth, ntraj=16, dt=dt, t_end=2200.0, stride=1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                vals.append(step_residuals(mqcd.run(d)))
+        rows.append(f"| {meth['name']} | {vals[0]['momentum']:.1e} | {vals[1]['momentum']:.1e} | "
+                    f"{vals[0]['kinetic energy']:.2e} | {vals[1]['kinetic energy']:.2e} | "
+                    f"{vals[0]['kinetic energy'] / vals[1]['kinetic energy']:.3f} |")
     print("\n".join(rows))
 
 

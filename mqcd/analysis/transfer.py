@@ -116,6 +116,35 @@ def identity_residuals(res, k=5):
     return out
 
 
+def step_residuals(res):
+    """Budgets of a trajectory run recorded at *every* step (``[output] stride = 1``), integrated
+    with the trapezoid rule, which is what velocity Verlet's two half kicks are: {label:
+    relative residual} with ``R = X(t) - X(0) - trapezoid(rate) - event(t)`` and the relative
+    value ``max |R| / max |X - X(0)|``. The momentum residual is round-off when every momentum
+    change is either a kick with the recorded force or a booked event (hops, reversals,
+    ehrenfest-qc's energy restoration and the half kick a hop's force jump leaves,
+    :func:`mqcd.methods.base.book_events`), for forces that jump in time too (the population
+    reset of ehrenfest-qc's accumulated forces); kinetic energy and angular momentum close to the
+    step's O(dt^2). Raises ValueError if the records are not uniformly spaced."""
+    t = np.asarray(res["time"], float)
+    if t.size < 3 or np.ptp(np.diff(t)) > 1e-9 * max(1.0, float(t[-1])):
+        raise ValueError("step_residuals needs records at every step ([output] stride = 1) "
+                         "and a run that is not cut short between records")
+    out = {}
+    for X, rate, ev, label in IDENTITIES:
+        if X not in res or rate not in res:
+            continue
+        x = np.asarray(res[X], float)
+        r = np.asarray(res[rate], float)
+        e = np.asarray(res[ev], float) if ev in res else np.zeros_like(x)
+        dt = np.diff(t).reshape((-1,) + (1,) * (x.ndim - 1))
+        trap = np.concatenate([np.zeros_like(x[:1]), np.cumsum(0.5 * dt * (r[1:] + r[:-1]), 0)])
+        R = x - x[:1] - trap - (e - e[:1])
+        scale = float(np.max(np.abs(x - x[:1])))
+        out[label] = float(np.max(np.abs(R)) / scale) if scale > 0 else 0.0
+    return out
+
+
 def geometric_peak(res):
     """``(value, time)`` of the largest ``energy/geometric`` of the run (None if absent)."""
     if "energy/geometric" not in res:

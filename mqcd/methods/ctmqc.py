@@ -78,6 +78,12 @@ CTMQC_KEYS = {
                     "(2 u.g, MB Table II) or 'energy' (CTMQC-E idea: the force along the "
                     "momentum that conserves each trajectory's energy); 'auto': ehrenfest-qc "
                     "energy, otherwise gradient", choices=("auto", "gradient", "energy")),
+    "qmom_distance": Key("float", 10.0, "quantum_momentum = 'pair-centre': a trajectory farther "
+                         "than this many of its widths s = (2 alpha)^(-1/2) from a pair's centre "
+                         "R0 (in any dof) uses its own osmotic velocity for that pair instead "
+                         "(where the centre's denominator nearly cancels, R0 wanders hundreds of "
+                         "bohr away and the transfer rate spikes); 0: no limit; "
+                         "docs/theory/fields.md", check=non_negative),
     "qc_step_fraction": Key("float", 0.0, "qc_force = 'energy': if > 0, the correction of a "
                             "trajectory is scaled so that one step changes its electronic energy "
                             "by at most this fraction of its kinetic energy (then every "
@@ -171,13 +177,16 @@ def pair_differences(fmom):
     return fmom[:, :, :, None] - fmom[:, :, None, :]
 
 
-def pair_centre_velocity(comm, x, alpha, u, P, Df, masses, groups=None, n_groups=1):
+def pair_centre_velocity(comm, x, alpha, u, P, Df, masses, groups=None, n_groups=1,
+                         distance=0.0):
     """CTMQC's pair-specific osmotic velocities ``u_nm`` (N, D, ns, ns) (module docstring).
 
     Exact rank-independent swarm sums (``comm.sum_rows``). ``alpha`` (N, D) bohr^-2, ``u`` (N, D),
     ``P`` (N, ns, ns), ``Df`` (N, D, ns, ns). ``groups`` (N,) int in ``0..n_groups-1`` (the modes
     of :mod:`mqcd.fields.density`) or None: one centre per pair *and group*, so that the transfer
-    vanishes within every packet and no centre lies between separated packets.
+    vanishes within every packet and no centre lies between separated packets. ``distance`` > 0:
+    a trajectory with ``abs(x - R0) > distance * (2 alpha)^(-1/2)`` in some dof uses ``u`` for
+    that pair (the centre is meaningless for it; the published codes cap it the same way).
     Returns ``(u_nm, R0 (n_groups, D, ns, ns))``."""
     N, D, ns, _ = Df.shape
     g = np.zeros(N, dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
@@ -196,8 +205,14 @@ def pair_centre_velocity(comm, x, alpha, u, P, Df, masses, groups=None, n_groups
     ok = np.abs(den) > 1e-10 * np.maximum(scale, 1e-300)
     R0 = np.where(ok, num / np.where(ok, den, 1.0), 0.0)              # (C, D, ns, ns)
     xi = 1.0 / np.asarray(masses, dtype=np.float64)
-    unm = xi[None, :, None, None] * alpha[:, :, None, None] * (x[:, :, None, None] - R0[g])
-    return np.where(ok[g], unm, u[:, :, None, None] * np.ones((1, 1, ns, ns))), R0
+    dx = x[:, :, None, None] - R0[g]
+    unm = xi[None, :, None, None] * alpha[:, :, None, None] * dx
+    use = ok[g]
+    if distance > 0:
+        width = np.sqrt(0.5 / alpha)                                    # (N, D) bohr
+        near = np.all(np.abs(dx) <= distance * width[:, :, None, None], axis=1)   # (N, ns, ns)
+        use = use & near[:, None]
+    return np.where(use, unm, u[:, :, None, None] * np.ones((1, 1, ns, ns))), R0
 
 
 def correction_and_force(rho_a, V, Df, unm, E, v, masses, qc_force, energy_floor, dt=None,

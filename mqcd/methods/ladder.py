@@ -41,7 +41,7 @@ from ..electronic.adiabatic import adiabatic_gradients
 from ..electronic.coherence import accumulate_forces, population_rates, trajectory_derivatives
 from ..electronic.geometry import geometry_from_fields
 from ..fields import FieldWorkspace, build_estimator
-from ..fields.base import local_rows, restrict
+from ..fields.base import restrict
 from ..fields.kernel import PATHS as KERNEL_PATHS
 from ..io.schema import DeckError, Key, non_negative, positive
 from .base import Method
@@ -164,6 +164,7 @@ class LadderParts:
         self.qc_fraction = opts["qc_step_fraction"]
         self.acc_force = opts["accumulated_force"]
         self.qmom_slope = opts["qmom_slope"]
+        self.qmom_distance = opts["qmom_distance"]
         self.ctmqc_parts = self.route == "trajectory" and self.quantum_coupling and (
             self.qmom != "osmotic" or self.qc_force != "gradient")
         if self.route != "trajectory" and (self.qmom != "osmotic" or self.reset != "never"
@@ -332,13 +333,13 @@ class LadderParts:
                 alpha = 0.5 / np.asarray(s) ** 2
             elif alpha is None:            # one fixed bandwidth: alpha = 1 / (2 h^2)
                 h = np.asarray(f.h_density, dtype=np.float64)
-                lam = (np.ones(sw.ntraj) if f.lam is None
-                       else np.asarray(f.lam)[local_rows(self.comm, sw.ntraj)])
+                lam = np.ones(sw.ntraj) if f.lam is None else np.asarray(f.lam)   # this rank's
                 alpha = 0.5 / (h[None, :] * lam[:, None]) ** 2
             unm, self.R0 = pair_centre_velocity(self.comm, sw.x, alpha, geo.u,
                                                 np.abs(rho_a) ** 2, Df, self.model.masses,
                                                 groups=f.extra.get("mode_label"),
-                                                n_groups=f.extra.get("n_modes", 1))
+                                                n_groups=f.extra.get("n_modes", 1),
+                                                distance=self.qmom_distance)
         else:
             unm = np.broadcast_to((geo.u - shift[None, :])[:, :, None, None],
                                   Df.shape[:2] + (ns, ns))
