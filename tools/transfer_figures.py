@@ -5,6 +5,7 @@
     nice python tools/transfer_figures.py methods    # T_geo and rates of methods vs exact
     nice python tools/transfer_figures.py dt2        # identity residuals vs dt, every method
     nice python tools/transfer_figures.py magnetic   # Berry force: cyclotron orbit, energy drift
+    nice python tools/transfer_figures.py marginal   # dT_marg/dt = int n F.v vs the grid spacing
     nice python tools/transfer_figures.py all
 
 Run from the repository root; runs are kept in out/transfer/ (reused), figures go to
@@ -395,9 +396,51 @@ def cmd_magnetic():
     print(f"wrote {FIG / 'transfer_cyclotron.png'}")
 
 
+def cmd_marginal():
+    """Residual of the marginal identity at the default grid and at dx / 2 (same box), and the
+    factorization_upsample dependence of int n F.v at the worst Tully 2 record."""
+    from mqcd.analysis.transfer import identity_residuals
+    from mqcd.analysis.validate import scattering_deck
+    from mqcd.exact import exact_plan, run_exact
+    from mqcd.exact.propagator import SplitOperator
+    from mqcd.exact.solver import _as_deck
+    from mqcd.exact.transfer import FactorizationRecorder
+    rows = ["| case | grid points | dT_marg/dt = int n F.v (rel. to peak power) | at t (a.u.) |",
+            "|---|---|---|---|"]
+    for model, k, t_end in (("tully1", 10.0, 4500.0), ("double_arch", 15.0, 2500.0),
+                            ("tully2", 16.0, 11250.0)):
+        d = scattering_deck(model, k)
+        d["run"].update(t_end=t_end, stop="time")
+        d["exact"] = {"factorization": True}
+        plan = exact_plan(_as_deck(d)[0])[0]
+        for refine in (1, 2):
+            dd = {**d, "exact": {**d["exact"], "box": list(plan.box[0]),
+                                 "points": [refine * plan.npoints[0]]}}
+            r = _cached(f"marginal_{model}_k{k:g}_x{refine}.h5", lambda dd=dd: run_exact(dd))
+            res = identity_residuals(r)["marginal kinetic energy"]
+            t = np.asarray(r["time"])
+            inner = np.abs(res["rate_residual"])[5:-5]
+            rows.append(f"| {model} k={k:g} | {refine * plan.npoints[0]} | "
+                        f"{res['rate_relative']:.2e} | {t[5:-5][np.argmax(inner)]:.0f} |")
+    print("\n".join(rows))
+    # the worst Tully 2 record: one near-node sample carries the residual, O(dx_fine)
+    deck, model = _as_deck({**scattering_deck("tully2", 16.0), "exact": {"factorization": True}})
+    plan, dt, _ = exact_plan(deck)
+    ini = deck.initial
+    op = SplitOperator(model, plan, ini["position"])
+    psi = op.initial_state(ini["position"], ini["momentum"], ini["width"], ini["state"])
+    op.set_dt(dt)
+    psi = op.propagate(psi, int(round(6240.0 / dt)))
+    print("\nTully 2 k = 16 at t = 6240 a.u. (dT_marg/dt from the records: 1.5e-9 hartree/a.u.):")
+    for u in (1, 2, 4, 8):
+        out, _ = FactorizationRecorder(op, model, upsample=u).record(psi)
+        print(f"  factorization_upsample = {u}: int n F.v = {out['energy/power_marginal']:.3e}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=("exact", "lrg", "methods", "dt2", "magnetic", "all"))
+    ap.add_argument("what", choices=("exact", "lrg", "methods", "dt2", "magnetic", "marginal",
+                                       "all"))
     ap.add_argument("--ntraj", type=int, default=2000)
     a = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -411,6 +454,8 @@ def main(argv=None):
         cmd_dt2()
     if a.what in ("magnetic", "all"):
         cmd_magnetic()
+    if a.what in ("marginal", "all"):
+        cmd_marginal()
 
 
 if __name__ == "__main__":
