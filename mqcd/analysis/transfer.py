@@ -125,7 +125,8 @@ def step_residuals(res):
     ehrenfest-qc's energy restoration and the half kick a hop's force jump leaves,
     :func:`mqcd.methods.base.book_events`), for forces that jump in time too (the population
     reset of ehrenfest-qc's accumulated forces); kinetic energy and angular momentum close to the
-    step's O(dt^2). Raises ValueError if the records are not uniformly spaced."""
+    step's O(dt^2), and so does the momentum with a Berry force (its exact rotation of p is not a
+    kick). Raises ValueError if the records are not uniformly spaced."""
     t = np.asarray(res["time"], float)
     if t.size < 3 or np.ptp(np.diff(t)) > 1e-9 * max(1.0, float(t[-1])):
         raise ValueError("step_residuals needs records at every step ([output] stride = 1) "
