@@ -10,14 +10,17 @@ same loop as ``mqcd run`` (``mqcd.api._Runner``) for ``steps`` steps after a war
 
 * ``step``: wall time per step of the loop (ms);
 * ``fields``: time per step inside the field estimator (``estimate`` + ``divergence``), ms;
-* ``comm``: time per step inside the communication layer (``MPIComm.stats``: all-gathers and the
-  exact grid reductions of mqcd/fields/distributed.py), ms, with the bytes sent per rank;
+* ``replicated``: the part of ``fields`` every rank repeats on swarm-wide data (grid transforms
+  and spectral products, the modal estimator's subsample pilot and per-mode spreads), ms;
+* ``comm``: time per step inside the communication layer (``MPIComm.stats``: the integer grid
+  Allreduce, exact sums, small reductions, the modal subsample all-gather), ms, with the bytes
+  sent per rank; it includes waiting for the slowest rank;
 * the peak resident memory per rank (``ru_maxrss``).
 
 Parallel efficiency is ``t_1 / (P t_P)`` from the same invocation. Models: ``--dim 1`` tully1
 (2 states), ``--dim 3`` spin_boson with 3 modes (2 states). The machine load (``os.getloadavg``)
 is printed before each measurement: on a shared 2-core machine a ratio is only meaningful when
-the other core was idle.
+the other core was idle. ``--json FILE`` keeps the rows for tools/mpi_cost_model.py.
 """
 import argparse
 import json
@@ -61,18 +64,11 @@ def worker(a):
     runner = _Runner(deck, comm, None)
     runner.start()
     est = getattr(runner.method, "estimator", None)
-    acc = {"fields": 0.0}
+    acc = {"fields": 0.0, "replicated": 0.0}
+    replicated_timers(acc)
     if est is not None:
         for name in ("estimate", "divergence"):
-            f = getattr(est, name)
-
-            def timed(*args, _f=f, **kw):
-                t = time.perf_counter()
-                try:
-                    return _f(*args, **kw)
-                finally:
-                    acc["fields"] += time.perf_counter() - t
-            setattr(est, name, timed)
+            add_timer(est, name, acc, "fields")
     runner.nsteps = runner.sw.step + 1                     # warm-up step (compilation)
     runner.loop()
     runner.nsteps = runner.sw.step + a.steps
@@ -80,7 +76,7 @@ def worker(a):
     comm.barrier()
     if stats is not None:
         stats.reset()
-    acc["fields"] = 0.0
+    acc["fields"] = acc["replicated"] = 0.0
     t0 = time.perf_counter()
     runner.loop()
     loop = time.perf_counter() - t0
@@ -90,7 +86,8 @@ def worker(a):
     comm_b = sum(v["bytes"] for v in st.values())
     import numpy as np
     mine = np.array([loop, acc["fields"], comm_s, comm_b,
-                     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0])
+                     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                     acc["replicated"]])
     worst = comm.max(mine)
     if comm.is_root:
         n = a.steps
@@ -98,8 +95,49 @@ def worker(a):
                "step_ms": 1e3 * worst[0] / n, "fields_ms": 1e3 * worst[1] / n,
                "comm_ms": 1e3 * worst[2] / n, "comm_bytes_per_step": worst[3] / n,
                "maxrss_mb": worst[4], "estimator": type(est).__name__ if est else "",
-               "kinds": {k: v["seconds"] / n * 1e3 for k, v in st.items()}}
+               "replicated_ms": 1e3 * worst[5] / n,
+               "kinds": {k: {"ms": v["seconds"] / n * 1e3, "calls": v["calls"] / n,
+                             "bytes": v["bytes"] / n} for k, v in st.items()}}
         print("BENCH_JSON " + json.dumps(out), flush=True)
+
+
+def add_timer(obj, name, acc, key):
+    """Replace ``obj.name`` by a wrapper that adds its wall time to ``acc[key]``."""
+    f = getattr(obj, name)
+
+    def timed(*args, **kw):
+        t = time.perf_counter()
+        try:
+            return f(*args, **kw)
+        finally:
+            acc[key] += time.perf_counter() - t
+    setattr(obj, name, timed)
+
+
+def replicated_timers(acc):
+    """Wrap the parts of a field estimate that every rank repeats on swarm-wide data (grid
+    transforms and spectral products, the modal estimator's subsample pilot and per-mode
+    spreads) with timers adding to ``acc["replicated"]``."""
+    import scipy.fft
+
+    from mqcd.fields import density, grid
+
+    def wrap(mod, name):
+        add_timer(mod, name, acc, "replicated")
+
+    class FFT:                                  # grid.py calls sfft.rfftn / sfft.irfftn
+        rfftn = staticmethod(scipy.fft.rfftn)
+        irfftn = staticmethod(scipy.fft.irfftn)
+        rfftfreq = staticmethod(scipy.fft.rfftfreq)
+        fftfreq = staticmethod(scipy.fft.fftfreq)
+        next_fast_len = staticmethod(scipy.fft.next_fast_len)
+    wrap(FFT, "rfftn")
+    wrap(FFT, "irfftn")
+    grid.sfft = FFT
+    for name in ("_spec_mul", "fixed_to_float"):
+        wrap(grid, name)
+    for name in ("sample_modes", "mode_widths"):
+        wrap(density, name)
 
 
 def mpiexec():
@@ -136,9 +174,9 @@ def main():
         return worker(a)
     rows = []
     print(f"N = {a.ntraj}, D = {a.dim}, {a.steps} steps per measurement")
-    print("| method | estimator | ranks | ms/step | fields ms/step | comm ms/step | comm share "
-          "| MB sent/rank/step | efficiency | peak RSS/rank (MB) | load |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| method | estimator | ranks | ms/step | fields ms/step | replicated ms/step | "
+          "comm ms/step | comm share | MB sent/rank/step | efficiency | peak RSS/rank (MB) "
+          "| load |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
     for m in a.methods:
         base = None
         for r in a.ranks:
@@ -147,7 +185,7 @@ def main():
             rows.append(res)
             base = base or res["step_ms"] * r
             print(f"| {m} | {res['estimator']} | {r} | {res['step_ms']:.1f} | "
-                  f"{res['fields_ms']:.1f} | {res['comm_ms']:.2f} | "
+                  f"{res['fields_ms']:.1f} | {res['replicated_ms']:.1f} | {res['comm_ms']:.2f} | "
                   f"{res['comm_ms'] / res['step_ms']:.1%} | "
                   f"{res['comm_bytes_per_step'] / 1e6:.2f} | {base / (r * res['step_ms']):.2f} | "
                   f"{res['maxrss_mb']:.0f} | {load:.2f} |", flush=True)

@@ -39,14 +39,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from .distributed import exact_sums
+
 #: IQR of a unit normal distribution
 _IQR_NORMAL = 1.3489795003921634
 
 
-def effective_count(weights) -> float:
-    """Kish effective sample size ``(sum w)^2 / sum w^2`` (``N`` for equal weights)."""
+def effective_count(weights, comm=None) -> float:
+    """Kish effective sample size ``(sum w)^2 / sum w^2`` (``N`` for equal weights); exact sums,
+    over all ranks of ``comm`` if given (then ``weights`` are this rank's)."""
     w = np.asarray(weights, dtype=np.float64)
-    return float(w.sum() ** 2 / (w * w).sum())
+    s = exact_sums(np.stack([w, w * w], axis=1), comm)
+    return float(s[0] ** 2 / s[1])
 
 
 def _weighted_quantile(v, w, q):
@@ -56,13 +60,16 @@ def _weighted_quantile(v, w, q):
     return np.interp(q, cw - 0.5 * w[order] / w.sum(), v[order])
 
 
-def spread(x, weights=None, kind="std"):
+def spread(x, weights=None, kind="std", comm=None):
     """Per-dof spread ``s_j`` of the swarm (bohr).
 
     Parameters
     ----------
     x : (N, D) positions; weights : (N,) or None.
     kind : ``"std"`` (weighted standard deviation) or ``"silverman"`` (``min(std, IQR/1.349)``).
+    comm : communicator or None: ``x`` and ``weights`` are then this rank's rows and the sums
+        run over all ranks (``"std"`` only). The sums are exact (:mod:`mqcd.parallel.exactsum`),
+        so the result does not depend on the number of ranks.
 
     Returns ``(D,)``.
     """
@@ -70,15 +77,18 @@ def spread(x, weights=None, kind="std"):
     N, D = x.shape
     if weights is None:
         w = None
-        mean = x.mean(axis=0)
-        std = np.sqrt(np.maximum(((x - mean) ** 2).mean(axis=0), 0.0))
+        n = float(N) if comm is None else float(comm.sum(np.array([N], np.int64))[0])
+        mean = exact_sums(x, comm) / n
+        std = np.sqrt(np.maximum(exact_sums((x - mean) ** 2, comm) / n, 0.0))
     else:
-        # elementwise products and sums (no BLAS call: keeps this single-threaded and cheap)
-        w = np.asarray(weights, dtype=np.float64) / np.sum(weights)
-        mean = (w[:, None] * x).sum(axis=0)
-        std = np.sqrt(np.maximum((w[:, None] * (x - mean) ** 2).sum(axis=0), 0.0))
+        w = np.asarray(weights, dtype=np.float64)
+        w = w / exact_sums(w, comm)
+        mean = exact_sums(w[:, None] * x, comm)
+        std = np.sqrt(np.maximum(exact_sums(w[:, None] * (x - mean) ** 2, comm), 0.0))
     if kind == "std":
         return std
+    if comm is not None and comm.size > 1:
+        raise ValueError("spread 'silverman' needs the whole swarm (quantiles)")
     if kind == "silverman":
         if w is None:
             q75, q25 = np.percentile(x, [75.0, 25.0], axis=0)
@@ -96,7 +106,7 @@ def normal_reference_constant(D: int, deriv: int) -> float:
     return (4.0 / (D + 2 * deriv + 2)) ** (1.0 / (D + 2 * deriv + 4))
 
 
-def bandwidth(x, weights=None, *, deriv=0, scale=1.0, spread_kind="std", s=None):
+def bandwidth(x, weights=None, *, deriv=0, scale=1.0, spread_kind="std", s=None, neff=None):
     """Normal-reference bandwidth per degree of freedom (bohr).
 
     Parameters
@@ -108,6 +118,8 @@ def bandwidth(x, weights=None, *, deriv=0, scale=1.0, spread_kind="std", s=None)
     spread_kind : ``"std"`` or ``"silverman"`` (see :func:`spread`).
     s : (D,) precomputed spread (overrides ``spread_kind``; e.g. from
         :func:`mqcd.fields.estimate.fisher_spread`).
+    neff : effective number of trajectories of the whole swarm (default from ``x``/``weights``;
+        give it when ``x`` holds only this rank's rows).
 
     Returns ``(D,)`` float64. A degree of freedom with zero spread gets a zero bandwidth, which the
     estimators reject; pass explicit bandwidths for degenerate swarms.
@@ -116,7 +128,8 @@ def bandwidth(x, weights=None, *, deriv=0, scale=1.0, spread_kind="std", s=None)
     if x.ndim != 2:
         raise ValueError("x must have shape (N, D)")
     N, D = x.shape
-    neff = float(N) if weights is None else effective_count(weights)
+    if neff is None:
+        neff = float(N) if weights is None else effective_count(weights)
     if s is None:
         s = spread(x, weights, spread_kind)
     return scale * normal_reference_constant(D, deriv) * s * neff ** (-1.0 / (D + 2 * deriv + 4))

@@ -62,13 +62,6 @@ class SwarmEstimator:
         default the constructor's)."""
         raise NotImplementedError
 
-    def positions(self, sw):
-        """Positions of the whole swarm (N, D) on every rank (all-gathered in global order: D
-        numbers per trajectory) and the slice of this rank's rows in them. The kernel estimators
-        take their bandwidths from these and keep the density matrices on their rank
-        (:mod:`mqcd.fields.distributed`)."""
-        return self.comm.allgather_rows(sw.x), local_rows(self.comm, sw.ntraj)
-
     def whole_swarm(self, sw, need):
         """Positions (N, D) and, if ``need`` asks for rho fields, density matrices of the whole
         swarm on every rank (all-gathered in global order; the fluid-element estimator, whose

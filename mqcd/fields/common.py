@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 
 from .bandwidth import effective_count, normal_reference_constant, spread
+from .distributed import Distributed, exact_sums
 from .engine import METHODS, EngineSettings, Group, choose_method, kernel_sums
 from .multiindex import full_symmetric_index, multi_indices
 
@@ -228,7 +229,7 @@ def unpack_hermitian(v, ns):
     return out.reshape(lead + (ns, ns))
 
 
-def fisher_spread(x, w, neff, opts: Optional["FieldOptions"] = None, iterations=None):
+def fisher_spread(x, w, neff, opts: Optional["FieldOptions"] = None, iterations=None, dist=None):
     """Per-dof spread ``s_j = (F_j)^(-1/2)`` from the Fisher information of the swarm density.
 
     ``F_j = int n (d_j ln n)^2 = int n (-d_j^2 ln n)`` equals ``1/sigma_j^2`` for a Gaussian, so
@@ -243,26 +244,34 @@ def fisher_spread(x, w, neff, opts: Optional["FieldOptions"] = None, iterations=
 
     Parameters: x (N, D) positions; w (N,) normalised weights; neff effective count; opts
     (method and numerical settings of the pilot passes); iterations (default
-    ``opts.spread_iterations``).
+    ``opts.spread_iterations``); dist (:class:`mqcd.fields.distributed.Distributed` or None):
+    ``x`` and ``w`` are this rank's rows, the subsample is the same global rows as in a serial
+    run, the pilot sums are distributed and every swarm sum is exact (bit-for-bit the serial
+    spread).
 
     Returns ``(s (D,), history list of (D,) arrays)``.
     """
     opts = FieldOptions() if opts is None else opts
     settings = opts.engine()
     iterations = opts.spread_iterations if iterations is None else int(iterations)
-    N, D = x.shape
-    s = spread(x, w, "std")
+    comm = None if dist is None else dist.comm
+    N, D = (x.shape if dist is None else (dist.n, x.shape[1]))
+    s = spread(x, w, "std", comm)
     hp0 = normal_reference_constant(D, 2) * s * neff ** (-1.0 / (D + 8))
-    method0, _ = choose_method(opts.method, N, N, D, x, hp0, hp0, settings, opts.pairs_below,
-                               opts.max_grid_cells, opts.tree_max_fraction)
+    method0, _ = choose_method(opts.method, N, N, D, x if dist is None else dist, hp0, hp0,
+                               settings, opts.pairs_below, opts.max_grid_cells,
+                               opts.tree_max_fraction)
     cap = opts.spread_sample if method0 == "grid" else opts.spread_sample_pairs
     if N > cap:
         # the spread is a swarm average: a deterministic every-k-th subsample is plenty
-        idx = np.arange(0, N, -(-N // cap))
+        step = -(-N // cap)
+        idx = np.arange(0, N, step) if dist is None else dist.subsample(step)
         x = np.ascontiguousarray(x[idx])
-        w = w[idx] / w[idx].sum()
-        neff = effective_count(w)
-        N = x.shape[0]
+        w = w[idx] / exact_sums(w[idx], comm)
+        neff = effective_count(w, comm)
+        N = len(range(0, N, step))
+        if dist is not None:
+            dist = Distributed(comm, x)
     hist = [s.copy()]
     ops = multi_indices(D, 2)
     i2 = full_symmetric_index(ops, 2)
@@ -271,20 +280,23 @@ def fisher_spread(x, w, neff, opts: Optional["FieldOptions"] = None, iterations=
         hp = normal_reference_constant(D, 2) * s * neff ** (-1.0 / (D + 8))
         if not np.all(hp > 0):
             break
-        method, _ = choose_method(opts.method, N, N, D, x, hp, hp, settings, opts.pairs_below,
-                                  opts.max_grid_cells, opts.tree_max_fraction)
-        S = kernel_sums(x, x, w[:, None], [Group(ops, 0, 1, hp, "deriv")], method, settings)[0][:, :, 0]
+        method, _ = choose_method(opts.method, N, N, D, x if dist is None else dist, hp, hp,
+                                  settings, opts.pairs_below, opts.max_grid_cells,
+                                  opts.tree_max_fraction)
+        S = kernel_sums(x, x, w[:, None], [Group(ops, 0, 1, hp, "deriv")], method, settings,
+                        dist=dist)[0][:, :, 0]
         n = S[:, 0]
         l1 = S[:, 1:1 + D] / n[:, None]
-        kappa = (w[:, None] * (l1 ** 2 - S[:, jj] / n[:, None])).sum(axis=0)
+        kappa = exact_sums(w[:, None] * (l1 ** 2 - S[:, jj] / n[:, None]), comm)
         s2 = np.where(kappa > 0, 1.0 / np.where(kappa > 0, kappa, 1.0), 0.0) - hp ** 2
         s = np.where((kappa > 0) & (s2 > 0), np.sqrt(np.maximum(s2, 0.0)), s)
         hist.append(s.copy())
     return s, hist
 
 
-def swarm_spread(x, w, neff, opts: "FieldOptions"):
-    """Per-dof spread for the bandwidth rules according to ``opts.spread`` (bohr, ``(D,)``)."""
+def swarm_spread(x, w, neff, opts: "FieldOptions", dist=None):
+    """Per-dof spread for the bandwidth rules according to ``opts.spread`` (bohr, ``(D,)``);
+    ``dist`` as for :func:`fisher_spread` (``"fisher"`` and ``"std"`` only)."""
     if opts.spread == "fisher":
-        return fisher_spread(x, w, neff, opts)[0]
-    return spread(x, w, opts.spread)
+        return fisher_spread(x, w, neff, opts, dist=dist)[0]
+    return spread(x, w, opts.spread, None if dist is None else dist.comm)

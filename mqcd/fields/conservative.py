@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .distributed import Distributed
 from .engine import Group, kernel_sums
 from .kernels import neighbour_lists
 from .multiindex import multi_indices
 
 
-def divergence_pairs(f, x, G, comm=None, rows=None):
+def divergence_pairs(f, x, G):
     """Symmetric-pair (conservative) estimate of ``(1/n) sum_i d_i (n G_i)`` at the trajectories.
 
     Parameters
@@ -37,23 +36,23 @@ def divergence_pairs(f, x, G, comm=None, rows=None):
         ``"density"``; its density bandwidth, method, options and weights are reused.
     x : (N, D) the same positions (bohr).
     G : (N, D, K) per-trajectory field, component i of the flux divided by n (any units U).
-    comm, rows : distributed evaluation (as in :func:`mqcd.fields.estimate_fields`): ``x`` is the
-        whole swarm, ``f`` and ``G`` are this rank's ``rows`` of it; bit-for-bit the serial rows.
+    Under MPI (``f.dist`` set by :func:`mqcd.fields.estimate_fields` with ``comm``), ``x``, ``G``
+    and ``f`` are this rank's trajectories and the sums run over the whole swarm (grid moments
+    summed over ranks): bit-for-bit the serial rows.
 
     Returns ``(N, K)`` (U/bohr): ``sum_J w_J (G_I,i / n_I + G_J,i / n_J) d_i K(x_I - x_J)`` summed over
     i; ``sum_I w_I out_I = 0`` to round-off for fixed bandwidths.
     """
     if f.n is None or f.dlogn is None:
         raise ValueError("the FieldEstimate must contain the density (need 'density')")
-    x_all = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
-    split = rows is not None and comm is not None and comm.size > 1
-    x = np.ascontiguousarray(x_all[rows]) if split else x_all
+    x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
+    dist = f.dist
     N, D = x.shape
     if f.n.shape[0] != N:
         raise ValueError("f must be evaluated at the trajectories (at=None)")
     G = np.asarray(G, dtype=np.float64).reshape(N, D, -1)
     K = G.shape[2]
-    w = f.weights[rows] if split else f.weights
+    w = f.weights
     gn = G / f.n[:, None, None]                     # G_i / n at each trajectory
     # source fields, columns i * K + k: w_J G_J,ik / n_J
     F = np.ascontiguousarray((w[:, None, None] * gn).reshape(N, D * K))
@@ -63,10 +62,11 @@ def divergence_pairs(f, x, G, comm=None, rows=None):
     nbr = None
     if f.method == "tree":
         lmax = 1.0 if f.lam is None else float(f.lam.max())
-        nbr = neighbour_lists(x, x_all, f.h_density, settings.cutoff * lmax, same=not split)
-    lam = None if f.lam is None else f.lam[rows] if split else f.lam
-    sums = kernel_sums(x, x, F, groups, f.method, settings, lam=lam, nbr=nbr,
-                       dist=Distributed(comm, x_all) if split else None)
+        if dist is not None:
+            lmax = float(dist.comm.max(np.array([lmax]))[0])
+        nbr = neighbour_lists(x, x if dist is None else dist.x_all, f.h_density,
+                              settings.cutoff * lmax, same=dist is None)
+    sums = kernel_sums(x, x, F, groups, f.method, settings, lam=f.lam, nbr=nbr, dist=dist)
     dn = f.n[:, None] * f.dlogn                       # d_i n at the trajectories
     out = np.zeros((N, K))
     for i in range(D):

@@ -19,7 +19,9 @@ grew from 0.41 to 26.5 bohr on Tully 3, k = 10). Here the swarm is first divided
    with an empty (or sparse) region between them are two modes.
 3. **Per-mode normal reference** (Silverman 1986; Chacon, Duong & Wand 2011 for the derivative
    order ``r``): ``h_c = scale c(D, r) s_c N_c^(-1/(D + 2r + 4))`` with ``s_c`` Silverman's robust
-   spread ``min(std, IQR/1.349)`` of the mode's members and ``N_c`` their effective number.
+   spread ``min(std, IQR/1.349)`` of the mode's members (above 20000 trajectories: of its members
+   in the every-m-th subsample on which the modes are found, so that no rank needs the whole
+   swarm) and ``N_c`` their number in the whole swarm.
    Each trajectory is the source of a Gaussian of its mode's width; the density is the sum of all
    of them (a sample-point kernel estimator, Terrell & Scott 1992), so ``n`` is smooth and
    ``grad ln n`` is the exact gradient of the estimate.
@@ -44,7 +46,7 @@ from numba import njit
 from scipy.spatial import cKDTree
 
 from .bandwidth import effective_count, normal_reference_constant, spread
-from .distributed import distributed
+from .distributed import Distributed
 from .engine import Group, kernel_sums
 from .estimate import estimate_fields
 from .kernel import KernelEstimator
@@ -158,6 +160,39 @@ def _persistence_modes(logf, nbr, log_persistence, min_size):
     return labels
 
 
+def sample_step(N, sample=20000):
+    """Stride ``m`` of the subsample on which the modes are found: 1 for ``N <= sample``, else
+    ``ceil(N / sample)`` (rows ``0, m, 2 m, ...`` of the global swarm)."""
+    return 1 if N <= sample else -(-N // sample)
+
+
+def sample_modes(xs, persistence=0.3, k=None):
+    """Modes of the rows ``xs`` (the subsample): ``(labels_s (n_s,) int64 in 0..C-1, C)``.
+    Deterministic, so every MPI rank finds the same modes from the gathered subsample."""
+    xs = np.ascontiguousarray(xs, dtype=np.float64)
+    if xs.shape[0] < 4:
+        return np.zeros(xs.shape[0], dtype=np.int64), 1
+    logf, nbr = pilot_neighbours(xs, k)
+    raw = _persistence_modes(logf, nbr, float(np.log(persistence)), int(nbr.shape[1]))
+    uniq, labels = np.unique(raw, return_inverse=True)
+    return labels.astype(np.int64), int(uniq.size)
+
+
+def nearest_sample(xs, labels_s, x):
+    """Label of the nearest subsample point of every row of ``x`` (distances in the per-dof
+    standard deviations of ``xs``; 1D: a sorted search, else ``cKDTree``)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if xs.shape[1] == 1:
+        order = np.argsort(xs[:, 0], kind="stable")
+        srt = xs[order, 0]
+        j = np.clip(np.searchsorted(srt, x[:, 0]), 1, max(srt.size - 1, 1))
+        left = np.abs(x[:, 0] - srt[j - 1]) <= np.abs(srt[np.minimum(j, srt.size - 1)] - x[:, 0])
+        return labels_s[order[np.where(left, j - 1, np.minimum(j, srt.size - 1))]]
+    s = xs.std(axis=0)
+    s = np.where(s > 0, s, 1.0)
+    return labels_s[cKDTree(xs / s).query(x / s, k=1)[1]]
+
+
 def mode_labels(x, persistence=0.3, k=None, sample=20000):
     """Modes of the swarm (see the module docstring): ``(labels (N,) int64 in 0..C-1, C)``.
 
@@ -172,18 +207,37 @@ def mode_labels(x, persistence=0.3, k=None, sample=20000):
         bounds the pilot's cost at ``O(sample k log sample + N log sample)``.
     """
     x = np.ascontiguousarray(x, dtype=np.float64)
-    N = x.shape[0]
-    if N < 4:
-        return np.zeros(N, dtype=np.int64), 1
-    xs = x if N <= sample else np.ascontiguousarray(x[::-(-N // sample)])
-    logf, nbr = pilot_neighbours(xs, k)
-    raw = _persistence_modes(logf, nbr, float(np.log(persistence)), int(nbr.shape[1]))
-    uniq, labels = np.unique(raw, return_inverse=True)
-    if xs is not x:
-        s = xs.std(axis=0)
-        s = np.where(s > 0, s, 1.0)
-        labels = labels[cKDTree(xs / s).query(x / s, k=1)[1]]
-    return labels.astype(np.int64), int(uniq.size)
+    m = sample_step(x.shape[0], sample)
+    xs = x[::m]
+    labels, C = sample_modes(xs, persistence, k)
+    return (labels if m == 1 else nearest_sample(xs, labels, x)), C
+
+
+def mode_widths(xs, ws, labels_s, n_modes, counts, n_all, *, deriv=1, scale=1.0):
+    """Normal-reference bandwidths and spreads per mode, ``(h (C, D), s (C, D))`` (bohr).
+
+    The Silverman spread of mode ``c`` is taken from its members among the rows ``xs`` (weights
+    ``ws``: the whole swarm, or its subsample), the count in the rate from ``counts[c]``, the
+    effective number of trajectories of the mode in the whole swarm; a mode with fewer than two
+    rows, or zero spread in some dof, falls back to the rule of all rows with ``n_all``.
+    """
+    D = xs.shape[1]
+    c = normal_reference_constant(D, deriv)
+    expo = -1.0 / (D + 2 * deriv + 4)
+    s_all = spread(xs, ws, "silverman")
+    h_all = scale * c * s_all * float(n_all) ** expo
+    h = np.empty((n_modes, D))
+    sp = np.empty((n_modes, D))
+    for m in range(n_modes):
+        sel = labels_s == m
+        if sel.sum() < 2:
+            h[m], sp[m] = h_all, s_all
+            continue
+        sm = spread(xs[sel], ws[sel], "silverman")
+        hm = scale * c * sm * float(counts[m]) ** expo
+        h[m] = np.where(hm > 0, hm, h_all)
+        sp[m] = np.where(sm > 0, sm, s_all)
+    return h, sp
 
 
 def mode_bandwidths(x, weights, labels, n_modes, *, deriv=1, scale=1.0, spreads=False):
@@ -192,25 +246,13 @@ def mode_bandwidths(x, weights, labels, n_modes, *, deriv=1, scale=1.0, spreads=
     whole swarm's rule there. ``spreads``: also return each trajectory's mode spread (N, D),
     bohr."""
     x = np.asarray(x, dtype=np.float64)
-    N, D = x.shape
+    N = x.shape[0]
     w = np.full(N, 1.0 / N) if weights is None else np.asarray(weights, np.float64)
-    c = normal_reference_constant(D, deriv)
-    expo = -1.0 / (D + 2 * deriv + 4)
-    s_all = spread(x, w, "silverman")
-    h_all = scale * c * s_all * effective_count(w) ** expo
-    h = np.empty((N, D))
-    sp = np.empty((N, D))
-    for m in range(n_modes):
-        sel = labels == m
-        if sel.sum() < 2:
-            h[sel], sp[sel] = h_all, s_all
-            continue
-        wm = w[sel]
-        sm = spread(x[sel], wm, "silverman")
-        hm = scale * c * sm * effective_count(wm) ** expo
-        h[sel] = np.where(hm > 0, hm, h_all)
-        sp[sel] = np.where(sm > 0, sm, s_all)
-    return (h, sp) if spreads else h
+    counts = [effective_count(w[labels == m]) if np.any(labels == m) else 0.0
+              for m in range(n_modes)]
+    h, sp = mode_widths(x, w, labels, n_modes, counts, effective_count(w), deriv=deriv,
+                        scale=scale)
+    return (h[labels], sp[labels]) if spreads else h[labels]
 
 
 class ModalEstimator(KernelEstimator):
@@ -227,6 +269,8 @@ class ModalEstimator(KernelEstimator):
 
     name = "modes"
     has_divergence = False
+    #: above this many trajectories the modes are found on a subsample (:func:`sample_step`)
+    sample = 20000
 
     def __init__(self, opts, model, deck, comm, need, conservative=False):
         need = tuple(need)
@@ -237,52 +281,70 @@ class ModalEstimator(KernelEstimator):
         self.n_modes = 1
         self.h_max = None
 
-    def options_for(self, x_all):
-        """Field options with the per-mode bandwidths of the swarm ``x_all``."""
+    def options_for(self, x):
+        """Field options with the per-mode bandwidths of the swarm (``x``: this rank's
+        positions).
+
+        The modes and their spreads come from the every-m-th subsample of the whole swarm
+        (:func:`sample_step`: all of it up to 20000 trajectories; under MPI each rank contributes
+        its rows of the subsample to one all-gather), the mode counts from all trajectories:
+        each rank labels its own trajectories (nearest subsample point) and the counts are summed
+        over ranks, so the cost per rank is ``O(N / P)`` plus the fixed subsample work."""
         fo = self.fopts
-        labels, C = mode_labels(x_all, self.persistence)
-        h, self.spreads = mode_bandwidths(x_all, None, labels, C, deriv=fo.density_deriv,
-                                          scale=float(fo.density_scale), spreads=True)
-        D = x_all.shape[1]
-        h_ref = np.exp(np.log(h).mean(axis=0))
-        lam = np.exp(np.log(h / h_ref).mean(axis=1))
+        comm = self.comm
+        dist = Distributed(comm, x) if comm.size > 1 else None
+        N, D = (x.shape if dist is None else (dist.n, x.shape[1]))
+        m = sample_step(N, self.sample)
+        xs = x[::m] if dist is None else comm.allgather_rows(np.ascontiguousarray(
+            x[dist.subsample(m)]))
+        lab_s, C = sample_modes(xs, self.persistence)
+        if m > 1:
+            labels = nearest_sample(xs, lab_s, x)
+        else:
+            labels = lab_s if dist is None else lab_s[dist.rows]
+        counts = comm.sum(np.bincount(labels, minlength=C).astype(np.int64))
+        ws = np.full(xs.shape[0], 1.0 / N)
+        h_c, s_c = mode_widths(xs, ws, lab_s, C, counts, N, deriv=fo.density_deriv,
+                               scale=float(fo.density_scale))
+        # geometric mean over the trajectories of the per-mode widths (a sum over modes with
+        # exact counts: no dependence on the rank count)
+        h_ref = np.exp((counts[:, None] * np.log(h_c)).sum(axis=0) / N)
+        lam_c = np.exp(np.log(h_c / h_ref).mean(axis=1))
         # regression: the same per-source factors on the swarm's reference regression width
         c_ratio = (normal_reference_constant(D, fo.regression_deriv)
                    / normal_reference_constant(D, fo.density_deriv))
-        N = x_all.shape[0]
         n_ratio = N ** (-1.0 / (D + 2 * fo.regression_deriv + 4)
                         + 1.0 / (D + 2 * fo.density_deriv + 4))
         h_r = float(fo.regression_scale) / float(fo.density_scale) * c_ratio * n_ratio * h_ref
-        self.n_modes, self.h_max = C, (h_ref[None, :] * lam[:, None]).max(axis=0)
+        self.n_modes = C
+        self.h_max = (h_ref[None, :] * lam_c[counts > 0, None]).max(axis=0)
         self.labels = labels
-        return dataclasses.replace(fo, h_density=h_ref, h_regression=h_r, source_factors=lam,
-                                   adaptive=False, density_scale=1.0, regression_scale=1.0)
+        self.spreads = s_c[labels]
+        return dataclasses.replace(fo, h_density=h_ref, h_regression=h_r,
+                                   source_factors=lam_c[labels], adaptive=False,
+                                   density_scale=1.0, regression_scale=1.0)
 
     def estimate(self, sw, need=None):
         need = self.need if need is None else tuple(t for t in need if t != "alpha")
-        comm = self.comm
-        x_all, sl = self.positions(sw)
         rho = sw.rho if any(t.startswith("rho") for t in need) else None
-        fo = self.options_for(x_all)
-        f = estimate_fields(x_all, rho, self.masses, fo, need=need, workspace=self.ws, comm=comm,
-                            rows=sl)
+        fo = self.options_for(sw.x)
+        f = estimate_fields(sw.x, rho, self.masses, fo, need=need, workspace=self.ws,
+                            comm=self.comm)
         self.last = f
-        f.extra = {**f.extra, "mode_spread": self.spreads[sl], "mode_label": self.labels[sl],
+        f.extra = {**f.extra, "mode_spread": self.spreads, "mode_label": self.labels,
                    "n_modes": self.n_modes}
         if self.want_alpha:
-            f.extra["alpha"] = self._alpha(x_all, sl, f, fo)
+            f.extra["alpha"] = self._alpha(sw.x, f, fo)
         return f
 
-    def _alpha(self, x_all, sl, f, fo):
-        D = x_all.shape[1]
-        dist = distributed(self.comm, x_all)
-        x = x_all if dist is None else np.ascontiguousarray(x_all[sl])
-        lam = fo.source_factors if dist is None else fo.source_factors[sl]
-        w = f.weights if dist is None else f.weights[sl]
+    def _alpha(self, x, f, fo):
+        D = x.shape[1]
+        lam = fo.source_factors
+        w = f.weights
         hs = fo.h_density[None, :] * lam[:, None]                   # (N, D)
         F = np.concatenate([w[:, None], w[:, None] / hs ** 2], axis=1)
         S = kernel_sums(x, x, F, [Group(multi_indices(D, 0), 0, D + 1, fo.h_density, "deriv")],
-                        f.method, fo.engine(), lam=lam, dist=dist)[0]
+                        f.method, fo.engine(), lam=lam, dist=f.dist)[0]
         S = S[:, 0, :]
         return 0.5 * S[:, 1:] / S[:, :1]
 

@@ -1,71 +1,94 @@
 """Swarm fields under MPI: each rank evaluates the fields at its own trajectories from its own
 sources, exchanging only what the estimate needs.
 
-What is exchanged per field estimate (``N`` trajectories, ``D`` dofs, ``P`` ranks):
+What is exchanged per field estimate (``N`` trajectories, ``D`` dofs, ``P`` ranks), on the
+default path of the kernel estimator (grid path, Fisher or standard-deviation spread):
 
-* the positions of the whole swarm, ``N D`` doubles (one all-gather): the bandwidth rules, the
-  path choice and the modes of :mod:`mqcd.fields.density` are computed from them on every rank,
-  exactly as in a serial run (they are cheap next to the kernel sums);
-* on the grid path (the default for ``D <= 3``), the deposited grid moments: each rank deposits
-  its own trajectories' fields (weights, packed density matrices, flux fields of the
-  conservative divergence) in *fixed point* (:func:`mqcd.fields.grid.fixed_scales`: two int64
-  limbs per cell value, resolution ``2**-94`` of the column's bound ``N max|F|``), the integer
-  grids are summed over ranks with one ``Allreduce`` (integer addition is associative, so the sum
-  is independent of the number of ranks and of the order), converted to float once, transformed
-  and interpolated at the rank's own trajectories. The density matrices never leave their rank;
-* on the pair/tree paths (small swarms, ``D > 3``), the source fields are all-gathered in global
-  order and each rank sums at its own targets (the per-target order of the sums is the serial
-  one).
+* swarm sums for the bandwidth rules (means, spreads, the Fisher information of the pilot
+  density): exact, order-independent sums over ranks (``comm.sum_rows``,
+  :mod:`mqcd.parallel.exactsum`), a few hundred bytes each;
+* the swarm's extent (one max-reduction of ``2 D`` numbers) and its size;
+* the deposited grid moments: each rank deposits its own trajectories' fields (weights, packed
+  density matrices, the flux fields of the conservative divergence) in *fixed point*
+  (:func:`mqcd.fields.grid.fixed_scales`: two int64 limbs per cell value, resolution ``2**-94``
+  of the column's bound ``N max|F|``), the integer grids are summed over ranks with one
+  ``Allreduce`` (integer addition is associative, so the sum does not depend on the number of
+  ranks or the order), converted to float once, transformed on every rank and interpolated at
+  the rank's own trajectories. Neither positions nor density matrices leave their rank.
+
+The pair and tree paths (small swarms, ``D > 3``, grids too large) all-gather the source fields
+(and the positions) in global order and each rank sums at its own targets in the serial order.
+The modal estimator (:mod:`mqcd.fields.density`) gathers its subsample of at most 20000 positions.
 
 So every estimate is bit-for-bit the serial estimate, for any number of ranks.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 
-@dataclass
 class Distributed:
-    """The whole swarm's positions and the communicator of a distributed kernel sum.
+    """This rank's share of a distributed swarm: local positions, the communicator, and the
+    swarm-wide size, row offset and extent (computed with two small collectives).
 
-    Attributes
+    Parameters
     ----------
     comm : mqcd.parallel.Comm
-    x_all : (N, D) positions of the whole swarm in global order (bohr).
-    lo, hi : (D,) bounds of all sources and all ranks' targets (bohr): the grid's extent.
+    x : (n, D) this rank's positions (bohr), its rows of the global (rank-ordered) swarm.
+    lo, hi : (D,) extent to use instead of the swarm's (e.g. to cover evaluation points too).
     """
 
-    comm: object
-    x_all: np.ndarray
-    lo: np.ndarray = None
-    hi: np.ndarray = None
-
-    def __post_init__(self):
-        if self.lo is None:
-            self.lo = self.x_all.min(axis=0)
-        if self.hi is None:
-            self.hi = self.x_all.max(axis=0)
+    def __init__(self, comm, x, lo=None, hi=None):
+        self.comm = comm
+        self.x = np.ascontiguousarray(x, dtype=np.float64)
+        n, D = self.x.shape
+        counts = comm.allgather_rows(np.array([n], np.int64))
+        self.n = int(counts.sum())
+        self.offset = int(counts[:comm.rank].sum())
+        self.rows = slice(self.offset, self.offset + n)
+        if lo is None or hi is None:
+            b = comm.max(np.concatenate([-self.x.min(axis=0), self.x.max(axis=0)]) if n
+                         else np.full(2 * D, -np.inf))
+            lo, hi = -b[:D], b[D:]
+        self.lo, self.hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+        self._all = None
 
     @property
-    def n(self):
-        return self.x_all.shape[0]
+    def x_all(self):
+        """Positions of the whole swarm (all-gathered once, on first use: pair/tree paths)."""
+        if self._all is None:
+            self._all = self.comm.allgather_rows(self.x)
+        return self._all
+
+    @property
+    def extent(self):
+        """(2, D) array of the swarm's lower and upper corner (what the path choice needs)."""
+        return np.stack([self.lo, self.hi])
 
     def with_targets(self, xt):
-        """Copy whose bounds also cover every rank's targets ``xt`` (one max-reduction)."""
-        D = self.x_all.shape[1]
-        b = self.comm.max(np.concatenate([-xt.min(axis=0), xt.max(axis=0)]) if xt.shape[0]
-                          else np.full(2 * D, -np.inf))
-        return Distributed(self.comm, self.x_all, np.minimum(self.lo, -b[:D]),
-                           np.maximum(self.hi, b[D:]))
+        """Copy whose extent also covers every rank's evaluation points ``xt``."""
+        other = Distributed(self.comm, xt)
+        out = Distributed.__new__(Distributed)
+        out.__dict__.update(self.__dict__)
+        out.lo, out.hi = np.minimum(self.lo, other.lo), np.maximum(self.hi, other.hi)
+        return out
 
     def gather(self, F, lam=None):
         """Pair/tree paths: the source fields (and per-source factors) of the whole swarm."""
         F = self.comm.allgather_rows(np.ascontiguousarray(F))
         return F, None if lam is None else self.comm.allgather_rows(np.ascontiguousarray(lam))
 
+    def subsample(self, step):
+        """Local indices of this rank's rows among the global rows ``0, step, 2 step, ...``."""
+        first = (-self.offset) % step
+        return np.arange(first, self.x.shape[0], step)
 
-def distributed(comm, x_all):
-    """A :class:`Distributed` for ``comm``, or None for a serial communicator."""
-    return None if comm is None or comm.size == 1 else Distributed(comm, x_all)
+
+def exact_sums(a, comm=None):
+    """Correctly rounded column sums of the rows of ``a`` over all ranks of ``comm`` (serial if
+    None): independent of the number of ranks (:mod:`mqcd.parallel.exactsum`)."""
+    a = np.asarray(a, dtype=np.float64)
+    if comm is None:
+        from ..parallel.exactsum import exact_column_sums
+        return exact_column_sums(a)
+    return comm.sum_rows(a)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bandwidth import class_ladder
+from .distributed import Distributed
 from .grid import grid_cells, grid_sums
 from .kernels import neighbour_fraction, neighbour_lists, pair_sums
 from .workspace import FRESH
@@ -183,6 +184,9 @@ def choose_method(method, N, M, D, x, h_min, h_max, settings: EngineSettings, pa
       building neighbour lists costs more than it saves: then ``pairs``; also ``pairs`` when the
       lists would hold more than ``TREE_MAX_PAIRS`` pairs (memory).
 
+    ``x`` is the (N, D) swarm or a :class:`mqcd.fields.distributed.Distributed` (MPI: the grid
+    size needs only the swarm's extent; the tree probe gathers the positions).
+
     Returns ``(method, reason)``.
     """
     if method not in METHODS:
@@ -197,7 +201,8 @@ def choose_method(method, N, M, D, x, h_min, h_max, settings: EngineSettings, pa
         return "pairs", f"N*M < pairs_below^2 ({pairs_below}^2)"
     why = "D > 3"
     if D <= 3:
-        cells = grid_cells(x, h_min, h_max, settings.grid_spacing, settings.grid_pad,
+        cells = grid_cells(x.extent if isinstance(x, Distributed) else x, h_min, h_max,
+                           settings.grid_spacing, settings.grid_pad,
                            settings.grid_order) * int(n_classes)
         if cells <= max_grid_cells:
             return "grid", ("requested; " if method == "grid" else "") + f"D <= 3, {cells} grid cells"
@@ -205,6 +210,8 @@ def choose_method(method, N, M, D, x, h_min, h_max, settings: EngineSettings, pa
         if method == "grid":
             raise ValueError(f"method='grid': {why} (bandwidth classes included); raise "
                              "max_grid_cells, coarsen grid_spacing, or use 'tree'/'auto'")
+    if isinstance(x, Distributed):
+        x = x.x_all
     frac = neighbour_fraction(x, x, h_max, settings.cutoff)
     if frac > tree_max_fraction:
         return "pairs", f"{why}; neighbour fraction {frac:.2f} > tree_max_fraction"

@@ -27,7 +27,7 @@ from .engine import Group, choose_method, kernel_sums, kernel_sums_flat
 from .kernels import neighbour_lists
 from .multiindex import full_symmetric_index, multi_indices
 from .regression import gram_index, solve_from_columns
-from .distributed import Distributed
+from .distributed import Distributed, exact_sums
 from .workspace import FRESH, FieldWorkspace
 from .common import (DEFAULT_NEED, NEED_TOKENS, FieldOptions, _pack, _unpack,  # noqa: F401
                      fisher_spread, pack_hermitian, swarm_spread, unpack_hermitian)
@@ -53,6 +53,7 @@ class FieldEstimate:
     masses : (D,) masses (electron masses) if given, used by :meth:`geometry`.
     options : the :class:`FieldOptions` used; weights : (N,) normalised trajectory weights.
     extra : scales chosen by cross-validation (``"density_scale"``, ``"regression_scale"``).
+    dist : the :class:`mqcd.fields.distributed.Distributed` of an MPI evaluation (None serially).
     """
 
     n: Optional[np.ndarray] = None
@@ -71,6 +72,7 @@ class FieldEstimate:
     options: Optional["FieldOptions"] = None
     weights: Optional[np.ndarray] = None
     extra: dict = field(default_factory=dict)
+    dist: Optional[object] = None
 
     def geometry(self, masses=None, workspace=None):
         """Geometric quantities and corrections from these fields
@@ -207,7 +209,7 @@ def _log_derivatives(S, i2, i3, order, n, l1, l2, l3):
 
 def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = None, *, weights=None,
                     need=DEFAULT_NEED, at=None, workspace: Optional[FieldWorkspace] = None,
-                    comm=None, rows: Optional[slice] = None) -> FieldEstimate:
+                    comm=None) -> FieldEstimate:
     """Estimate the swarm fields at the trajectory positions (or at ``at``).
 
     Parameters
@@ -225,12 +227,14 @@ def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = Non
     workspace : :class:`FieldWorkspace` or None. With a workspace, repeated calls reuse buffers
         (no page faults; see :mod:`mqcd.fields.workspace`) and the returned arrays are views that
         the next call with the same workspace overwrites.
-    comm, rows : distributed evaluation (MPI, :mod:`mqcd.fields.distributed`): ``x`` is the whole
-        swarm's positions (all ranks, global order), ``rows`` the slice of this rank's
-        trajectories in it, ``rho`` their density matrices only, and the evaluation points
-        default to ``x[rows]``. Bandwidths are computed from ``x`` as in a serial run; the kernel
-        sums use this rank's sources and exchange only grid moments (grid path) or source fields
-        (pair/tree paths). The result is bit-for-bit the serial one at these rows.
+    comm : distributed evaluation under MPI (:mod:`mqcd.fields.distributed`): ``x``, ``rho`` and
+        ``weights`` are this rank's trajectories, its rows of the rank-ordered global swarm;
+        ``opts.source_factors`` too. The evaluation points default to this rank's ``x``. Every
+        swarm sum is exact and the kernel sums exchange only grid moments (grid path) or source
+        fields (pair/tree paths), so the result is bit-for-bit the serial one at these points.
+        Options that need the whole swarm at once (``spread = "silverman"``, cross-validated
+        scales, ``adaptive``) all-gather it and evaluate as in a serial run. Every per-point
+        array of the result (and ``weights``, ``lam``) is this rank's.
 
     Returns
     -------
@@ -239,44 +243,54 @@ def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = Non
     opts = FieldOptions() if opts is None else opts
     ws = FRESH if workspace is None else workspace
     x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
-    if x.ndim != 2 or x.shape[0] < 1:
+    if x.ndim != 2 or (x.shape[0] < 1 and comm is None):
         raise ValueError("x must have shape (N, D)")
-    N, D = x.shape
+    n_loc, D = x.shape
     if not np.all(np.isfinite(x)):
         raise ValueError("x contains non-finite values")
     need, dens_order = _parse_need(need)
-    split = rows is not None and comm is not None and comm.size > 1
-    rows = slice(None) if not split else rows
-    n_src = N if not split else len(range(*rows.indices(N)))
+    dist = Distributed(comm, x) if comm is not None and comm.size > 1 else None
+    if dist is not None and (opts.spread == "silverman" or opts.adaptive
+                             or "cv" in (opts.density_scale, opts.regression_scale)):
+        return _estimate_gathered(dist, rho, masses, opts, weights, need, at, ws)
+    N = n_loc if dist is None else dist.n
+    comm_s = None if dist is None else comm
     if "rho" in need:
         if rho is None:
             raise ValueError("rho is required for need 'rho'/'rho2'")
         rho = np.asarray(rho)
-        if rho.ndim != 3 or rho.shape[0] != n_src or rho.shape[1] != rho.shape[2]:
-            raise ValueError("rho must have shape (N, ns, ns) (this rank's rows under MPI)")
+        if rho.ndim != 3 or rho.shape[0] != n_loc or rho.shape[1] != rho.shape[2]:
+            raise ValueError("rho must have shape (N, ns, ns)")
         if "rho2" in need and opts.order < 2:
             raise ValueError("need 'rho2' requires order = 2")
     if weights is None:
-        w = np.full(N, 1.0 / N)
+        w = np.full(n_loc, 1.0 / N)
     else:
-        w = np.asarray(weights, dtype=np.float64).reshape(N)
-        if np.any(w < 0) or not np.all(np.isfinite(w)) or w.sum() <= 0:
+        w = np.asarray(weights, dtype=np.float64).reshape(n_loc)
+        tot = float(exact_sums(w, comm_s))
+        if not comm_or_all(comm_s, np.all(w >= 0) and np.all(np.isfinite(w))) or tot <= 0:
             raise ValueError("weights must be finite, non-negative and not all zero")
-        w = w / w.sum()
-    xs = x if not split else np.ascontiguousarray(x[rows])
-    xt = xs if at is None else np.ascontiguousarray(np.asarray(at, dtype=np.float64))
+        w = w / tot
+    xt = x if at is None else np.ascontiguousarray(np.asarray(at, dtype=np.float64))
     if xt.ndim != 2 or xt.shape[1] != D:
         raise ValueError("at must have shape (M, D)")
     M = xt.shape[0]
+    if dist is not None and at is not None:
+        dist = dist.with_targets(xt)
+    # the path depends on the sources only (N, not the number M of evaluation points), so that
+    # evaluating a swarm in pieces (MPI ranks) takes the same numerical path as evaluating it
+    # whole; with given evaluation points, on the number of them on all ranks
+    M_all = N if at is None else (M if dist is None else int(comm.sum(np.array([M]))[0]))
+    pts = x if dist is None else dist
     m_arr = None if masses is None else np.broadcast_to(np.asarray(masses, np.float64), (D,)).copy()
 
     # bandwidths
     wb = None if weights is None else w
-    neff = float(N) if weights is None else effective_count(w)
+    neff = float(N) if weights is None else effective_count(w, comm_s)
     extra = {}
     s_sw = None
     if opts.h_density is None or opts.h_regression is None:
-        s_sw = swarm_spread(x, w, neff, opts)
+        s_sw = swarm_spread(x, w, neff, opts, dist)
         extra["spread"] = s_sw
     dscale, rscale = opts.density_scale, opts.regression_scale
     if dscale == "cv" and opts.h_density is None:
@@ -289,10 +303,10 @@ def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = Non
         extra["regression_scale"] = rscale
     dscale = 1.0 if dscale == "cv" else dscale
     rscale = 1.0 if rscale == "cv" else rscale
-    h_n = (bandwidth(x, wb, deriv=opts.density_deriv, scale=dscale, s=s_sw)
+    h_n = (bandwidth(x, wb, deriv=opts.density_deriv, scale=dscale, s=s_sw, neff=neff)
            if opts.h_density is None
            else np.broadcast_to(np.asarray(opts.h_density, np.float64), (D,)).copy())
-    h_r = (bandwidth(x, wb, deriv=opts.regression_deriv, scale=rscale, s=s_sw)
+    h_r = (bandwidth(x, wb, deriv=opts.regression_deriv, scale=rscale, s=s_sw, neff=neff)
            if opts.h_regression is None
            else np.broadcast_to(np.asarray(opts.h_regression, np.float64), (D,)).copy())
     for name, hh in (("density", h_n), ("regression", h_r)):
@@ -301,16 +315,17 @@ def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = Non
                              "has zero spread in some dof - pass explicit bandwidths")
     settings = opts.engine()
     h_big = np.maximum(h_n, h_r)
-    # the path depends on the sources only (N, not the number M of evaluation points), so that
-    # evaluating a swarm in pieces (MPI ranks) takes the same numerical path as evaluating it whole
-    method, reason = choose_method(opts.method, N, N, D, x, np.minimum(h_n, h_r), h_big, settings,
+    method, reason = choose_method(opts.method, N, N, D, pts, np.minimum(h_n, h_r), h_big, settings,
                                    opts.pairs_below, opts.max_grid_cells, opts.tree_max_fraction)
     lam = None
     if opts.source_factors is not None:
-        lam = np.ascontiguousarray(opts.source_factors, dtype=np.float64).reshape(N)
-        lmin, lmax = float(lam.min()), float(lam.max())
+        lam = np.ascontiguousarray(opts.source_factors, dtype=np.float64).reshape(n_loc)
+        lmin, lmax = float(lam.min(initial=np.inf)), float(lam.max(initial=-np.inf))
+        if dist is not None:
+            b = comm.max(np.array([-lmin, lmax]))
+            lmin, lmax = -float(b[0]), float(b[1])
         ncls = 1 + int(np.ceil(np.log(lmax / lmin) / np.log(opts.class_ratio) - 1e-12))
-        method, reason = choose_method(opts.method, N, M, D, x, np.minimum(h_n, h_r) * lmin,
+        method, reason = choose_method(opts.method, N, M_all, D, pts, np.minimum(h_n, h_r) * lmin,
                                        h_big * lmax, settings, opts.pairs_below, opts.max_grid_cells,
                                        opts.tree_max_fraction, n_classes=ncls)
     elif opts.adaptive:
@@ -327,33 +342,31 @@ def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = Non
     nbr = None
     if method == "tree":
         # one neighbour list serves both kernels: radius cutoff * max(lam) in units of max(h_n, h_r)
-        nbr = neighbour_lists(xt, x, h_big, settings.cutoff * (1.0 if lam is None else float(lam.max())),
-                              same=at is None and not split)
+        lmax = 1.0 if lam is None else lmax
+        nbr = neighbour_lists(xt, x if dist is None else dist.x_all, h_big, settings.cutoff * lmax,
+                              same=at is None and dist is None)
     out = FieldEstimate(h_density=h_n, h_regression=h_r, lam=lam, method=method,
-                        method_reason=reason, masses=m_arr, options=opts, weights=w, extra=extra)
+                        method_reason=reason, masses=m_arr, options=opts, weights=w, extra=extra,
+                        dist=dist)
 
     # one engine call: density derivatives (bandwidth h_n) and regression moments (h_r) share the
     # deposited fields [w, w * rho components] on the grid path
     groups = []
-    w_src = w[rows]
-    F = w_src[:, None]
+    F = w[:, None]
     if dens_order > 0:
         dops = multi_indices(D, dens_order)
         groups.append(Group(dops, 0, 1, h_n, "deriv"))
     if "rho" in need:
         ns = rho.shape[1]
         nc = ns * ns
-        F = ws.array("F", (n_src, 1 + nc))
-        F[:, 0] = w_src
-        _pack(np.ascontiguousarray(rho, dtype=np.complex128), np.ascontiguousarray(w_src), F, 1)
+        F = ws.array("F", (n_loc, 1 + nc))
+        F[:, 0] = w
+        _pack(np.ascontiguousarray(rho, dtype=np.complex128), w, F, 1)
         order = opts.order
         groups.append(Group(multi_indices(D, 2 * order), 0, 1, h_r, "moment"))
         groups.append(Group(multi_indices(D, order), 1, nc, h_r, "moment"))
-    dist = None
-    if split:
-        dist = Distributed(comm, x) if at is None else Distributed(comm, x).with_targets(xt)
-    X, offs = kernel_sums_flat(xt, xs, F, groups, method, settings,
-                               lam=None if lam is None else lam[rows], nbr=nbr, ws=ws, dist=dist)
+    X, offs = kernel_sums_flat(xt, x, F, groups, method, settings, lam=lam, nbr=nbr, ws=ws,
+                               dist=dist)
     if dens_order > 0:
         i2 = full_symmetric_index(dops, 2) if dens_order >= 2 else np.zeros((1, 1), np.int64)
         i3 = full_symmetric_index(dops, 3) if dens_order >= 3 else np.zeros((1, 1, 1), np.int64)
@@ -383,3 +396,30 @@ def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = Non
         if want2:
             out.d2rho = f2
     return out
+
+
+def comm_or_all(comm, flag):
+    """``flag`` on every rank of ``comm`` (serial: ``flag``)."""
+    return bool(flag) if comm is None else not comm.any(not flag)
+
+
+def _estimate_gathered(dist, rho, masses, opts, weights, need, at, ws):
+    """MPI fallback for options that need the whole swarm at once: gather it, estimate at this
+    rank's points as a serial run does, and keep this rank's rows of the per-source arrays."""
+    comm = dist.comm
+    rho_all = None if rho is None else comm.allgather_rows(np.ascontiguousarray(rho))
+    w_all = None if weights is None else comm.allgather_rows(np.asarray(weights, np.float64))
+    if opts.source_factors is not None:
+        import dataclasses
+        opts = dataclasses.replace(opts, source_factors=comm.allgather_rows(
+            np.ascontiguousarray(opts.source_factors, dtype=np.float64)))
+    from .base import restrict
+    f = estimate_fields(dist.x_all, rho_all, masses, opts, weights=w_all, need=need, at=at,
+                        workspace=ws)
+    if at is None:                       # the whole swarm, as serially; keep this rank's rows
+        f = restrict(f, dist.rows)
+    f.weights = f.weights[dist.rows]
+    if f.lam is not None:
+        f.lam = f.lam[dist.rows]
+    f.dist = dist
+    return f

@@ -93,10 +93,11 @@ def _strides(shape):
 @njit(cache=True, inline="always")
 def _add_fixed(acc, c, flat, f, d, sc):
     """Add ``d * sc`` (|d * sc| < 2**62) to the two-limb fixed-point cell ``acc[:, c, flat, f]``:
-    limb 0 the integer part, limb 1 the first 32 fraction bits (truncated)."""
+    limb 0 the integer part, limb 1 the first 32 fraction bits (both truncated towards zero;
+    ``u - int(u)`` is exact)."""
     u = d * sc
-    hi = math.floor(u)
-    acc[0, c, flat, f] += np.int64(hi)
+    hi = np.int64(u)
+    acc[0, c, flat, f] += hi
     acc[1, c, flat, f] += np.int64((u - hi) * 4294967296.0)
 
 
@@ -141,6 +142,30 @@ def _deposit(xs, F, lo, dx, shape, p, cls, tau, sc, acc):
                     _add_fixed(acc, c0 + 1, flat, f, g1 * F[s, f], sc[f])
 
 
+@njit(cache=True)
+def _deposit1(xs, F, lo, dx, p, cls, tau, sc, acc):
+    """One-dimensional specialisation of :func:`_deposit` (same result)."""
+    N = xs.shape[0]
+    m = F.shape[1]
+    acc[:] = 0
+    wt = np.empty(4)
+    l0 = lo[0]
+    idx = 1.0 / dx[0]
+    for s in range(N):
+        i0 = _stencil((xs[s, 0] - l0) * idx, p, wt)
+        c0 = cls[s]
+        ta = tau[s]
+        for c in range(p):
+            g0 = wt[c] * (1.0 - ta)
+            for f in range(m):
+                _add_fixed(acc, c0, i0 + c, f, g0 * F[s, f], sc[f])
+        if ta != 0.0:
+            for c in range(p):
+                g1 = wt[c] * ta
+                for f in range(m):
+                    _add_fixed(acc, c0 + 1, i0 + c, f, g1 * F[s, f], sc[f])
+
+
 def fixed_scales(F, n_sources, comm=None):
     """Per-column fixed-point scales ``2**(62 - E_f)`` with ``2**E_f > n_sources * max|F[:, f]|``
     (the maximum over all ranks): no cell sum of the deposit can reach 2**62 in magnitude."""
@@ -154,7 +179,8 @@ def fixed_scales(F, n_sources, comm=None):
 
 def fixed_to_float(acc, e):
     """float64 cell values of the two-limb fixed-point sums ``acc`` (2, C, G, m) (limbs summed
-    over ranks; carries are propagated here) with column exponents ``e`` (m,)."""
+    over ranks; the carries of the fraction limb, of either sign, are propagated here) with
+    column exponents ``e`` (m,)."""
     hi = acc[0].copy()
     lo = acc[1]
     hi += lo >> 32
@@ -396,7 +422,10 @@ def grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau, *
         acc = ws.array("grid_deposit", (2, C, Greal, fb - fa), np.int64)
         Fc = F if (fa == 0 and fb == m) else np.ascontiguousarray(F[:, fa:fb])
         sc, e = fixed_scales(Fc, n_src, comm)
-        _deposit(xs, Fc, lo, dx, shape, order, cls, tau, sc, acc)
+        if D == 1:
+            _deposit1(xs, Fc, lo, dx, order, cls, tau, sc, acc)
+        else:
+            _deposit(xs, Fc, lo, dx, shape, order, cls, tau, sc, acc)
         if comm is not None and comm.size > 1:
             acc = comm.sum(acc.view(np.uint64)).view(np.int64)   # modular: exact, any order
         grid = fixed_to_float(acc, e)

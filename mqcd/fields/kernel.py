@@ -5,11 +5,11 @@ local quadratic regression of :func:`mqcd.fields.estimate_fields` (docs/theory/f
 sections 1-5), the conservative divergence is the symmetric-pair form of
 :func:`mqcd.fields.conservative.divergence_pairs`.
 
-Under MPI only the positions are all-gathered (the bandwidths and the numerical path come from the
-whole swarm, as in a serial run); every rank evaluates the fields and the conservative divergence
-at its own trajectories from its own sources, with the grid moments summed over ranks in exact
-integer arithmetic (:mod:`mqcd.fields.distributed`), so any number of ranks gives bit-for-bit the
-serial numbers.
+Under MPI every rank evaluates the fields and the conservative divergence at its own trajectories
+from its own sources: the bandwidth rules use exact swarm sums and the grid moments are summed
+over ranks in exact integer arithmetic (:mod:`mqcd.fields.distributed`); nothing per trajectory
+is gathered on the grid path. The numerical path is chosen from the global swarm size, so any
+number of ranks gives bit-for-bit the serial numbers.
 """
 from __future__ import annotations
 
@@ -47,14 +47,12 @@ class KernelEstimator(SwarmEstimator):
 
     def estimate(self, sw, need=None):
         need = self.need if need is None else tuple(need)
-        x_all, rows = self.positions(sw)
         rho = sw.rho if any(t.startswith("rho") for t in need) else None
-        f = estimate_fields(x_all, rho, self.masses, self.fopts, need=need, workspace=self.ws,
-                            comm=self.comm, rows=rows)
+        f = estimate_fields(sw.x, rho, self.masses, self.fopts, need=need, workspace=self.ws,
+                            comm=self.comm)
         self.last = f
-        self._x = (x_all, rows)
+        self._x = sw.x
         return f
 
     def divergence(self, f, G):
-        x_all, rows = self._x
-        return divergence_pairs(f, x_all, np.ascontiguousarray(G), comm=self.comm, rows=rows)
+        return divergence_pairs(f, self._x, np.ascontiguousarray(G))
