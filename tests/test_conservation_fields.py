@@ -26,7 +26,7 @@ BOX = {"name": "pair_box", "natoms": 32, "box": 11.4, "cutoff": 5.5, "switch": 1
 def run_deck(model, dt=1.0, nsteps=12, ntraj=4, kT=0.003, allocation="equal", seed=5,
              states=None):
     initial = {"sampling": "gibbs", "kT": kT, "gibbs_allocation": allocation,
-               "mcmc_chains": 4, "mcmc_burn_in": 200, "gibbs_samples": 2000}
+               "mcmc_chains": 4, "mcmc_burn_in": 200, "gibbs_samples": 256}
     if states is not None:
         initial["gibbs_states"] = states
     return {"model": model, "initial": initial, "method": {"name": "adiabatic"},
@@ -265,3 +265,22 @@ def test_chain_exact_parallel_surfaces_and_virial():
     blocks = acc[: len(acc) // 30 * 30].reshape(30, -1).mean(axis=1)
     se = blocks.std(ddof=1) / np.sqrt(30) / L
     assert abs(chain_exact(m, kT)[1][0] - virial) < 4 * se + 1e-6
+
+
+def test_gibbs_q_of_a_many_particle_ring_against_the_transfer_integral():
+    """The gibbs sampler's q_j for an 8-atom ring whose surfaces differ in bond length (a free-
+    energy gap of a few kT, q_1 ~ 0.2), against the exact transfer integral: within 4 of its
+    standard errors, which must be small (< 5% of q_1) for the check to mean something. The
+    importance-sampling estimate of each Z_j used before gave q_1 ~ 1e-16 here."""
+    from mqcd.conservation.thermo import bar_q, chain_exact
+    from mqcd.ensemble.thermal import gibbs_ensemble
+    kT = 0.003
+    m = build_model({**CHAIN, "c12": 0.0, "r2": 4.05, "gap": 0.001})
+    ens = gibbs_ensemble(m, {"sampling": "gibbs", "kT": kT, "basis": "adiabatic",
+                             "mcmc_chains": 32, "mcmc_burn_in": 1000, "mcmc_thinning": 10,
+                             "gibbs_samples": 1024}, kT, 5, 8)
+    q_ex = chain_exact(m, kT)[0]
+    assert np.all(ens.q_se < 0.05 * q_ex[1]), (ens.q_se, q_ex)
+    assert np.all(np.abs(ens.q - q_ex) < 4 * ens.q_se), (ens.q, ens.q_se, q_ex)
+    # two surfaces: the sampler's MBAR is BAR of the energy gaps at its samples
+    assert bar_q(np.zeros(3), np.zeros(5))[0] == pytest.approx(0.5, rel=1e-12)

@@ -125,6 +125,9 @@ def add_segments(X0, Dv, C, box, ng, w, out):
     d = np.empty(dim)
     lo = np.zeros(3, np.int64)
     hi = np.zeros(3, np.int64)
+    norm3 = (2.0 * math.pi * w * w) ** -1.5
+    R2 = R * R
+    inv2w2 = 0.5 / (w * w)
     for s in range(S):
         for a in range(dim):
             d[a] = Dv[s, a]
@@ -140,14 +143,51 @@ def add_segments(X0, Dv, C, box, ng, w, out):
                 for k in range(K):
                     out[k, 0, gi] += C[s, k] * d[0] * v
         else:
+            dd = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+            A = 1.0 - d[2] * d[2] / dd if dd > 1e-24 else 1.0
+            inv_dd = 1.0 / dd if dd > 1e-24 else 0.0
+            Lw = math.sqrt(dd) / w
+            pref = norm3 * math.sqrt(2.0 * math.pi) / Lw if dd > 1e-24 else 0.0
             for g0 in range(lo[0], hi[0] + 1):
                 z[0] = g0 * h - X0[s, 0]
                 for g1 in range(lo[1], hi[1] + 1):
                     z[1] = g1 * h - X0[s, 1]
                     base = ((g0 % ng) * ng + (g1 % ng)) * ng
-                    for g2 in range(lo[2], hi[2] + 1):
+                    # only the points within the truncation radius of the line through the
+                    # segment: rho_perp^2(z2) = A z2^2 + B z2 + C <= R^2 (a quadratic in z2)
+                    l2, h2 = lo[2], hi[2]
+                    c = z[0] * d[0] + z[1] * d[1]
+                    if dd > 1e-24:
+                        B = -2.0 * c * d[2] / dd
+                        C0 = z[0] * z[0] + z[1] * z[1] - c * c / dd - R * R
+                    else:
+                        B = 0.0
+                        C0 = z[0] * z[0] + z[1] * z[1] - R * R
+                    if A > 1e-12:
+                        disc = B * B - 4.0 * A * C0
+                        if disc < 0.0:
+                            continue
+                        sq = math.sqrt(disc)
+                        za = (-B - sq) / (2.0 * A) + X0[s, 2]
+                        zb = (-B + sq) / (2.0 * A) + X0[s, 2]
+                        l2 = max(l2, int(math.floor(za / h)))
+                        h2 = min(h2, int(math.ceil(zb / h)))
+                    elif C0 > 0.0:
+                        continue
+                    for g2 in range(l2, h2 + 1):
                         z[2] = g2 * h - X0[s, 2]
-                        v = line_integral(z, d, w, 3)
+                        if dd < 1e-24:
+                            v = line_integral(z, d, w, 3)
+                        else:                      # line_integral with per-segment constants
+                            zd = c + z[2] * d[2]
+                            t = zd * inv_dd
+                            perp2 = z[0] * z[0] + z[1] * z[1] + z[2] * z[2] - t * zd
+                            if perp2 > R2:
+                                continue
+                            if perp2 < 0.0:
+                                perp2 = 0.0
+                            v = pref * math.exp(-perp2 * inv2w2) * phi_diff((1.0 - t) * Lw,
+                                                                            -t * Lw)
                         if v == 0.0:
                             continue
                         idx = base + (g2 % ng)

@@ -2,7 +2,7 @@ r"""Surface probabilities q_j and the equation of state of the pair models (PSS 
 
 * :func:`bar_q`: ``q_1 = Z_1 / (Z_0 + Z_1)`` of a two-surface canonical ensemble from samples of
   both surfaces by Bennett's acceptance ratio (C. H. Bennett, J. Comput. Phys. 22, 245 (1976),
-  eq. (8) with the optimal constant): with ``u = (lambda_1 - lambda_0)/kT`` at the samples of
+  eq. (8) with the optimal constant; the two-state case of mqcd/ensemble/freeenergy.py): with ``u = (lambda_1 - lambda_0)/kT`` at the samples of
   surface 0 (``u0``) and of surface 1 (``u1``), ``df = -ln(Z_1/Z_0)`` solves
 
   .. math:: \sum_{i \in 0} \frac{1}{1 + \frac{n_0}{n_1} e^{u0_i - df}}
@@ -21,8 +21,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.optimize
-import scipy.special
 
 
 def surface_energies(model, X):
@@ -37,19 +35,13 @@ def surface_energies(model, X):
 def bar_q(u0, u1):
     """``(q_1, df)`` from the reduced energy differences ``u = (lambda_1 - lambda_0)/kT`` at
     samples of surface 0 (``u0``) and surface 1 (``u1``); ``df = -ln(Z_1/Z_0)``."""
-    u0, u1 = np.asarray(u0, float), np.asarray(u1, float)
+    from ..ensemble.freeenergy import mbar_free_energies, probabilities
+    u0, u1 = np.ravel(np.asarray(u0, float)), np.ravel(np.asarray(u1, float))
     if u0.size == 0 or u1.size == 0:
         raise ValueError("BAR needs samples on both surfaces")
-    m = math.log(u0.size / u1.size)
-
-    def gap(df):
-        a = scipy.special.expit(-(m + u0 - df)).sum()
-        b = scipy.special.expit(-(-m - u1 + df)).sum()
-        return a - b
-    lo = min(u0.min(), u1.min()) - 50.0
-    hi = max(u0.max(), u1.max()) + 50.0
-    df = scipy.optimize.brentq(gap, lo, hi, xtol=1e-14)
-    return float(scipy.special.expit(-df)), float(df)
+    du = np.concatenate([u0, u1])
+    f = mbar_free_energies(np.stack([np.zeros_like(du), du]), [u0.size, u1.size])
+    return float(probabilities(f)[1]), float(f[1])
 
 
 def chain_exact(model, kT, h=1e-3, rmin=None, rmax=None):

@@ -33,10 +33,15 @@ samples and the split R-hat of A. Gelman et al. (Bayesian Data Analysis, 3rd ed.
 Szepessy (Sec. 6, eq. (6.1), and the weights of eqs. (5.18), (5.21)): surface ``j`` with
 probability ``q_j = Z_j / sum_k Z_k``, ``Z_j = int exp(-V_j(x)/kT) dx`` (the momentum integral is
 common to all surfaces and cancels), positions from surface j's canonical density (MALA as above)
-and Maxwell-Boltzmann momenta. ``Z_j`` is estimated by importance sampling from a defensive
-mixture of Gaussians fitted to the chains of all surfaces (variances inflated by 1.5^2), with its
-standard error (the fits use short pilot chains of 2048 samples per surface; the trajectories'
-positions come from separate chains); ``q_j`` and its standard error follow (delta method).
+and Maxwell-Boltzmann momenta. The ratios ``Z_j / Z_0`` come from pilot MALA chains of every
+surface (``gibbs_samples`` kept samples per surface; the trajectories' positions come from
+separate chains) by the multistate Bennett acceptance ratio (MBAR, for two surfaces BAR;
+mqcd/ensemble/freeenergy.py): every surface's energy at every pilot sample, so only energy
+differences at the same configuration enter. The standard error of ``q_j`` is a bootstrap over
+the pilot chains. (An importance-sampling estimate of each ``Z_j`` from Gaussians fitted to the
+chains, used before, fails by tens of orders of magnitude for many-particle models: in 16-32
+dimensions with a translational zero mode the proposal's overlap with ``exp(-V_j/kT)``
+vanishes; the energy differences that BAR needs are translation invariant and overlap.)
 Trajectories are allotted
 to the surfaces in contiguous blocks of the global index, ``N_j`` of them (``allocation =
 "proportional"``: ``N_j ~ N q_j`` by largest remainders, at least one per surface with
@@ -70,8 +75,11 @@ TARGET_ACCEPTANCE = 0.574
 SOKAL_C = 5.0
 #: MALA steps of the sampling phase kept for the diagnostics (autocorrelation, R-hat)
 MAX_TRACE = 20000
-#: kept samples of the pilot chains whose Gaussian fits make the importance-sampling proposal
-PILOT_SAMPLES = 2048
+#: kept samples per surface of the pilot chains of the free-energy (MBAR) estimate of q_j
+#: (default of ``[initial] gibbs_samples``)
+PILOT_SAMPLES = 4096
+#: bootstrap replicas (over the pilot chains) of the standard error of q_j
+BOOTSTRAP = 200
 _CHAIN_TAG = 2 ** 32 + 7
 
 
@@ -346,7 +354,8 @@ def _mcmc(initial):
 @dataclass
 class GibbsEnsemble:
     """The multi-surface canonical ensemble: surfaces, ``q`` and its standard error, ``Z``
-    (relative to ``exp(-E_ref/kT)``), the trajectory counts per surface and their weights."""
+    (relative to the first surface's) and its standard error, the trajectory counts per
+    surface and their weights."""
     states: list
     q: np.ndarray
     q_se: np.ndarray
@@ -358,31 +367,23 @@ class GibbsEnsemble:
     diagnostics: list
 
 
-def partition_functions(surfaces, kT, chains, nsamples, rng):
-    """Importance-sampling estimates ``(Z, Z_se, e_ref)`` of ``Z_j = int exp(-(V_j - e_ref)/kT)``
-    from a defensive mixture of Gaussians fitted to the chains of every surface."""
-    mus, sds = [], []
+def surface_probabilities(surfaces, kT, chains, nboot, rng):
+    """``(q, q_se, f)``: the probabilities ``q_j = Z_j / sum_k Z_k`` of the surfaces, their
+    standard errors and the free energies ``f_j = -ln(Z_j/Z_0)``, by MBAR (two surfaces: BAR;
+    mqcd/ensemble/freeenergy.py) from the MALA samples ``chains`` of every surface: every
+    surface's energy is evaluated at every sample, and the standard error is a bootstrap over
+    the (independent) chains."""
+    from .freeenergy import bootstrap_q, mbar_free_energies
+    blocks = []
     for res in chains:
-        flat = res.x.reshape(-1, res.x.shape[-1])
-        mus.append(flat.mean(axis=0))
-        sds.append(1.5 * np.maximum(flat.std(axis=0), 1e-12))
-    J, D = len(surfaces), mus[0].size
-    comp = rng.integers(0, J, nsamples)
-    pts = np.array(mus)[comp] + np.array(sds)[comp] * rng.standard_normal((nsamples, D))
-    # log g(x): equal-weight mixture of the diagonal Gaussians
-    logg = []
-    for mu, sd in zip(mus, sds):
-        z = (pts - mu) / sd
-        logg.append(-0.5 * np.sum(z * z, axis=1) - np.sum(np.log(sd)) - 0.5 * D * math.log(2 * math.pi))
-    logg = np.logaddexp.reduce(np.array(logg), axis=0) - math.log(J)
-    Vs = np.array([s(pts)[0] for s in surfaces])
-    e_ref = float(np.min(Vs))
-    logw = -(Vs - e_ref) / kT - logg
-    shift = float(np.max(logw))
-    w = np.exp(logw - shift)
-    Z = w.mean(axis=1) * math.exp(shift)
-    Z_se = w.std(axis=1, ddof=1) / math.sqrt(nsamples) * math.exp(shift)
-    return Z, Z_se, e_ref
+        C, S, D = res.x.shape
+        flat = res.x.reshape(-1, D)
+        V = np.stack([s(flat)[0] for s in surfaces], axis=-1) / kT
+        blocks.append(V.reshape(C, S, len(surfaces)))
+    q, q_se = bootstrap_q(blocks, nboot, rng)
+    u = np.concatenate([b.reshape(-1, b.shape[-1]) for b in blocks], axis=0).T
+    f = mbar_free_energies(u, [b.shape[0] * b.shape[1] for b in blocks])
+    return q, q_se, f
 
 
 def allocate(q, ntotal, mode):
@@ -426,17 +427,16 @@ def gibbs_ensemble(model, initial, kT, seed, ntotal):
     surfaces = [Surface(model, s, initial["basis"]) for s in states]
     x_ref = _start(model, initial)
     mcmc = _mcmc(initial)
-    # short chains per surface for the importance-sampling proposal of Z_j, then chains as long
-    # as each surface's block of trajectories needs (both from the deck seed)
-    pilot = [sample_surface(s, kT, x_ref, PILOT_SAMPLES, mcmc, seed, 100 + k)
-             for k, s in enumerate(surfaces)]
-    Z, Z_se, _ = partition_functions(surfaces, kT, pilot, int(initial.get("gibbs_samples", 20000)),
-                                     _chain_rng(seed, 1000))
-    Ztot = Z.sum()
-    q = Z / Ztot
-    # delta method, independent estimates per surface
-    q_se = np.sqrt(((Ztot - Z) / Ztot ** 2) ** 2 * Z_se ** 2
-                   + (Z / Ztot ** 2) ** 2 * (np.sum(Z_se ** 2) - Z_se ** 2))
+    # pilot chains per surface for the free energies (MBAR) of q_j, then chains as long as
+    # each surface's block of trajectories needs (both from the deck seed)
+    if len(surfaces) > 1:
+        pilot = [sample_surface(s, kT, x_ref, int(initial.get("gibbs_samples", PILOT_SAMPLES)),
+                                mcmc, seed, 100 + k) for k, s in enumerate(surfaces)]
+        q, q_se, f = surface_probabilities(surfaces, kT, pilot, BOOTSTRAP,
+                                           _chain_rng(seed, 1000))
+    else:
+        q, q_se, f = np.ones(1), np.zeros(1), np.zeros(1)
+    Z, Z_se = np.exp(-f), np.exp(-f) * q_se / np.maximum(q, 1e-300)
     counts = allocate(q, int(ntotal), initial.get("gibbs_allocation", "proportional"))
     weights = np.where(counts > 0, q * ntotal / np.maximum(counts, 1), 0.0)
     chains = [sample_surface(s, kT, x_ref, max(int(c), 1), mcmc, seed, k + 1)

@@ -91,8 +91,9 @@ INITIAL = {
     "gibbs_allocation": Key("str", "proportional", "trajectories per surface of 'gibbs': "
                             "'proportional' to q_j (weights near 1) or 'equal' (weights ~ q_j)",
                             choices=("proportional", "equal")),
-    "gibbs_samples": Key("int", 20000, "importance-sampling points for the partition functions "
-                         "Z_j of 'gibbs'", check=positive),
+    "gibbs_samples": Key("int", 4096, "kept samples per surface of the pilot MCMC chains of "
+                         "'gibbs' from which q_j = Z_j / sum Z_k is estimated (MBAR/BAR)",
+                         check=positive),
 }
 
 RUN = {
