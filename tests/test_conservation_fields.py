@@ -210,7 +210,7 @@ def test_cli_fields(tmp_path, chain_runs, capsys):
     assert s.time.size == 5
     # user mistakes: clear messages, exit code 2, nothing computed
     assert main(["fields", str(out), "--grid", "16", "--width", "1.0"]) == 2
-    assert "--grid >= 96" in capsys.readouterr().err
+    assert "--grid >= 64" in capsys.readouterr().err
     plain = tmp_path / "plain.h5"
     mqcd.run({**deck, "output": {"stride": 1}}, output=plain)
     assert main(["fields", str(plain), "--grid", "128", "--width", "1.0"]) == 2

@@ -4,6 +4,7 @@
     python tools/conservation_fields.py eos       # pressure vs temperature, figure
     python tools/conservation_fields.py snapshot  # the fields of inputs/chain_two_state.toml
     python tools/conservation_fields.py box3d     # 3D, 10976 atoms, mpiexec -n 2 vs serial
+    python tools/conservation_fields.py box3d-fields --cells 4,6,8   # 3D balance residuals, cost
 
 Figures go to docs/figures/conservation_*.png; tables are printed as markdown.
 """
@@ -101,58 +102,107 @@ def _mean_se(v):
     return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size))
 
 
-def eos():
+def _reduced_gap(model, res):
+    """``u = (lambda_1 - lambda_0)/kT`` (records, trajectories) of a stored run."""
+    from mqcd.conservation.thermo import surface_energies
+    X = res["trajectories/position"]
+    E = surface_energies(model, X.reshape(-1, X.shape[-1])).reshape(X.shape[:2] + (2,))
+    return (E[..., 1] - E[..., 0]) / float(res["initial/kT"])
+
+
+def eos(nj=256, t_end=3300.0, nboot=400):
     """Pressure vs kT: ground-state-only MD, the two-surface canonical ensemble of Thm 5.2
     (q-weighted fields), and the exact transfer-integral prediction P = sum_j q_j P_j.
 
-    The ground-state-only run (gibbs_states = [0]) draws its trajectories from the same chain
-    and streams as the ground-surface block of the two-surface run (checked: identical), so
-    the shift P_mix - P_0 = q_1 (P_1 - P_0) is measured with common random numbers."""
+    Per temperature an independent seed (the six points are statistically independent). The
+    ground-state-only run (gibbs_states = [0]) draws its trajectories from the same chain and
+    streams as the ground-surface block of the two-surface run (checked: identical), so the
+    shift P_mix - P_0 = q_1 (P_1 - P_0) is measured with common random numbers. Error bars
+    are bootstrap standard errors over whole trajectories (each trajectory's time average is
+    one sample), with q_1 re-estimated by BAR in every bootstrap replica, so they include the
+    error of q_1."""
+    from mqcd.conservation.thermo import bar_q
     N, box = 16, 64.0
     mdl = {"name": "pair_chain", "natoms": N, "box": box, "c12": 0.0, "r2": 4.05,
            "gap": 0.001}
     model = build_model(mdl)
-    grid = Grid(box=box, dim=1, ng=256, width=1.0)
+    # box integral of the periodised Gaussian on a grid of spacing = width: exact to < 1e-12
+    # relative (checked against ng = 256); the pointwise residuals need spacing <= width/3
+    grid = Grid(box=box, dim=1, ng=64, width=1.0)
     kTs = np.array([0.0015, 0.002, 0.0025, 0.003, 0.0035, 0.004])
-    nj = 64
+    rng = np.random.default_rng(2024)
     out = []
-    for kT in kTs:
+    for k, kT in enumerate(kTs):
+        t0 = time.perf_counter()
         q_ex, P_ex = chain_exact(model, kT)
-        ground = mqcd.run(gibbs_deck(mdl, kT, nj, 10.0, 1650.0, stride=15, states=[0]))
-        mixed = mqcd.run(gibbs_deck(mdl, kT, 2 * nj, 10.0, 1650.0, stride=15))
+        seed = 17 + 1000 * k
+        ground = mqcd.run(gibbs_deck(mdl, kT, nj, 10.0, t_end, stride=15, states=[0],
+                                     seed=seed))
+        mixed = mqcd.run(gibbs_deck(mdl, kT, 2 * nj, 10.0, t_end, stride=15, seed=seed))
         S0 = mixed["trajectories/surface"][0]
         same = np.array_equal(ground["trajectories/position"],
                               mixed["trajectories/position"][:, S0 == 0])
-        _, q = bar_weights(model, mixed, kT)
+        u = _reduced_gap(model, mixed)
+        i0, i1 = np.nonzero(S0 == 0)[0], np.nonzero(S0 == 1)[0]
+        q1, _ = bar_q(u[:, i0], u[:, i1])
         p_ground = _pressure(model, ground, grid)
         p0 = _pressure(model, mixed, grid, S0 == 0)
         p1 = _pressure(model, mixed, grid, S0 == 1)
         P0, se0 = _mean_se(p_ground)
-        m0, s0 = _mean_se(p0)
-        m1, s1 = _mean_se(p1)
-        Pm = q[0] * m0 + q[1] * m1
-        sem = float(np.hypot(q[0] * s0, q[1] * s1))
-        dP = Pm - P0
-        dse = float(q[1] * np.hypot(s0, s1)) if same else float(np.hypot(sem, se0))
-        row = {"kT": kT, "q1_exact": q_ex[1], "q1_bar": q[1],
-               "q1_gibbs": float(mixed["initial/gibbs_q"][1]), "P0_exact": P_ex[0],
+        m0, m1 = p0.mean(), p1.mean()
+        Pm = (1 - q1) * m0 + q1 * m1
+        boot = np.empty((nboot, 3))
+        for b in range(nboot):
+            a0 = rng.integers(0, i0.size, i0.size)
+            a1 = rng.integers(0, i1.size, i1.size)
+            qb, _ = bar_q(u[:, i0[a0]], u[:, i1[a1]])
+            b0, b1 = p0[a0].mean(), p1[a1].mean()
+            boot[b] = (qb, (1 - qb) * b0 + qb * b1, qb * (b1 - b0))
+        q1_se, Pm_se, dP_se = boot.std(axis=0, ddof=1)
+        dP = q1 * (m1 - m0) if same else Pm - P0
+        if not same:
+            dP_se = float(np.hypot(Pm_se, se0))
+        dP_ex = float(q_ex[1] * (P_ex[1] - P_ex[0]))
+        row = {"kT": kT, "seed": seed, "q1_exact": q_ex[1], "q1_bar": q1, "q1_bar_se": q1_se,
+               "q1_gibbs": float(mixed["initial/gibbs_q"][1]),
+               "q1_gibbs_se": float(mixed["initial/gibbs_q_se"][1]), "P0_exact": P_ex[0],
                "P1_exact": P_ex[1], "Pmix_exact": float(q_ex @ P_ex), "P0_md": P0,
-               "P0_se": se0, "P1_md": m1, "P1_se": s1, "Pmix_md": Pm, "Pmix_se": sem,
-               "dP_md": dP, "dP_se": dse, "common_block": bool(same)}
+               "P0_se": se0, "P1_md": float(m1), "P1_se": _mean_se(p1)[1], "Pmix_md": Pm,
+               "Pmix_se": Pm_se, "dP_md": dP, "dP_se": dP_se, "dP_exact": dP_ex,
+               "common_block": bool(same), "seconds": time.perf_counter() - t0}
         out.append(row)
         print(json.dumps(row), file=sys.stderr)
+    nrec = ground["trajectories/time"].size
     print(f"{N}-atom ring, box {box:g} bohr, r2 = 4.05 bohr, gap = 0.001 hartree, c12 = 0; "
-          f"{nj} trajectories per surface, t = 0..1650 a.u. (half a phonon period), 12 records")
-    print("| kT (hartree) | q_1 exact | q_1 BAR | q_1 gibbs (IS) | P_0 exact | P_0 MD | "
-          "P_1 exact | P_1 MD | q_1(P_1 - P_0) exact | P_mix - P_0 MD |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          f"{nj} trajectories per surface, t = 0..{t_end:g} a.u., {nrec} records; "
+          "independent seed per temperature; +- bootstrap standard errors")
+    print("| kT (hartree) | q_1 exact | q_1 BAR | q_1 gibbs | P_0 exact | P_0 MD | "
+          "P_1 exact | P_1 MD | q_1(P_1 - P_0) exact | P_mix - P_0 MD | (MD - exact)/error |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in out:
-        print(f"| {r['kT']:g} | {r['q1_exact']:.4f} | {r['q1_bar']:.4f} | "
-              f"{r['q1_gibbs']:.1e} | {r['P0_exact']:.4e} | {r['P0_md']:.4e} +- "
-              f"{r['P0_se']:.1e} | {r['P1_exact']:.4e} | {r['P1_md']:.4e} +- {r['P1_se']:.1e} | "
-              f"{r['Pmix_exact'] - r['P0_exact']:.3e} | {r['dP_md']:.3e} +- {r['dP_se']:.1e} |")
+        print(f"| {r['kT']:g} | {r['q1_exact']:.4f} | {r['q1_bar']:.4f} +- {r['q1_bar_se']:.4f} | "
+              f"{r['q1_gibbs']:.4f} +- {r['q1_gibbs_se']:.4f} | {r['P0_exact']:.4e} | "
+              f"{r['P0_md']:.4e} +- {r['P0_se']:.1e} | {r['P1_exact']:.4e} | "
+              f"{r['P1_md']:.4e} +- {r['P1_se']:.1e} | {r['dP_exact']:.3e} | "
+              f"{r['dP_md']:.3e} +- {r['dP_se']:.1e} | "
+              f"{(r['dP_md'] - r['dP_exact']) / r['dP_se']:+.1f} |")
+    chi2 = sum(((r["dP_md"] - r["dP_exact"]) / r["dP_se"]) ** 2 for r in out)
+    chi0 = sum(((r["P0_md"] - r["P0_exact"]) / r["P0_se"]) ** 2 for r in out)
+    print(f"chi^2 of the shift over the {len(out)} temperatures: {chi2:.2f}; of P_0: {chi0:.2f}")
+    (FIG / "conservation_eos.json").write_text(json.dumps(out, indent=1))
+    eos_figure(out)
+
+
+def eos_figure(out=None):
+    """The EOS figure from the rows of :func:`eos` (default: docs/figures/conservation_eos.json)."""
+    if out is None:
+        out = json.loads((FIG / "conservation_eos.json").read_text())
+    N, box = 16, 64.0
+    model = build_model({"name": "pair_chain", "natoms": N, "box": box, "c12": 0.0,
+                         "r2": 4.05, "gap": 0.001})
+    kTs = np.array([r["kT"] for r in out])
     plt = _plt()
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
     kk = np.linspace(kTs[0], kTs[-1], 40)
     ex = [chain_exact(model, k) for k in kk]
     q1 = np.array([e[0][1] for e in ex])
@@ -173,20 +223,24 @@ def eos():
     a = ax[1]
     a.plot(kk, Pm - P0, "k-", label="Thm 5.2: $q_1(P_1-P_0)$, exact")
     a.errorbar(kTs, [r["dP_md"] for r in out], [r["dP_se"] for r in out], fmt="C3s",
-               label="MD: two-surface minus ground-state")
+               label="MD: two-surface minus ground-state ($\\pm$ 1 s.e.)")
     a.set_xlabel("kT (hartree)")
     a.set_ylabel("pressure shift (hartree)")
-    b = a.twinx()
-    b.plot(kk, q1, "C2--", label="$q_1$ exact")
-    b.plot(kTs, [r["q1_bar"] for r in out], "C2^", label="$q_1$ by BAR from the run")
-    b.set_ylabel("$q_1$", color="C2")
-    h1, l1 = a.get_legend_handles_labels()
-    h2, l2 = b.get_legend_handles_labels()
-    a.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left")
+    a.legend(fontsize=8, loc="upper left")
     a.set_title("excited-surface share of the pressure", fontsize=10)
+    a = ax[2]
+    a.plot(kk, q1, "k-", label="$q_1$ exact (transfer integral)")
+    a.errorbar(kTs * 0.995, [r["q1_bar"] for r in out], [r["q1_bar_se"] for r in out],
+               fmt="C2^", label="$q_1$ by BAR from the run's configurations")
+    a.errorbar(kTs * 1.005, [r["q1_gibbs"] for r in out], [r["q1_gibbs_se"] for r in out],
+               fmt="C1x", label="$q_1$ of the gibbs sampler (stored weights)")
+    a.set_xlabel("kT (hartree)")
+    a.set_ylabel("$q_1$")
+    a.legend(fontsize=8, loc="upper left")
+    a.set_title("excited-surface probability ($\\pm$ 1 s.e.)", fontsize=10)
     fig.tight_layout()
     FIG.mkdir(parents=True, exist_ok=True)
-    fig.savefig(FIG / "conservation_eos.png", dpi=120)
+    fig.savefig(FIG / "conservation_eos.png", dpi=110)
     print(f"wrote {FIG / 'conservation_eos.png'}")
 
 
@@ -266,10 +320,63 @@ def box3d():
           f"{time.perf_counter() - t0:.0f} s")
 
 
+def box3d_fields(cells=(4, 6, 8), width=2.0, dt=0.5, nrec=6):
+    """Balance-law residuals of 3D boxes (the deck inputs/box3d_pairs.toml with m^3 fcc cells,
+    N = 4 m^3 atoms): `mqcd run` of one trajectory with every step stored, then `mqcd fields
+    --json` (Hellmann-Feynman pair derivatives, star paths, grid spacing width/2); the CPU time
+    of each (child processes, OMP/OPENBLAS_NUM_THREADS = 1) and the residuals."""
+    deck = ROOT / "inputs" / "box3d_pairs.toml"
+    tmp = Path(tempfile.mkdtemp())
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    rows = []
+    for m in cells:
+        n, box = 4 * m ** 3, m * 4 * np.sqrt(2.0)
+        out = tmp / f"box{n}.h5"
+        sets = [f"model.natoms={n}", f"model.box={box!r}", "run.trajectories=1",
+                f"run.dt={dt}", f"run.t_end={dt * (nrec - 1)}", "output.stride=1"]
+        cmd = [sys.executable, "-m", "mqcd.cli", "run", str(deck), "-o", str(out), "--quiet"]
+        for x in sets:
+            cmd += ["--set", x]
+        t0 = os.times()
+        subprocess.run(cmd, check=True, env=env)
+        t1 = os.times()
+        ng = int(2 * np.ceil(box / (width / 2) / 2))
+        fcmd = [sys.executable, "-m", "mqcd.cli", "fields", str(out), "--grid", str(ng),
+                "--width", str(width), "--derivatives", "hellmann-feynman", "--paths", "star",
+                "--json"]
+        r = subprocess.run(fcmd, check=True, env=env, capture_output=True, text=True)
+        t2 = os.times()
+        info = json.loads(r.stdout)
+        cpu_run = t1.children_user + t1.children_system - t0.children_user - t0.children_system
+        cpu_f = t2.children_user + t2.children_system - t1.children_user - t1.children_system
+        row = {"natoms": n, "box": box, "grid": ng, "cpu_run_s": cpu_run, "cpu_fields_s": cpu_f,
+               "cpu_fields_per_record_s": cpu_f / nrec, **info["residuals"],
+               "pressure": info["pressure_hartree_per_bohr_dim"],
+               "command": " ".join(["mqcd fields", out.name] + fcmd[5:])}
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr)
+    print(f"3D fcc boxes (inputs/box3d_pairs.toml, c12 = 1e-5 hartree), 1 trajectory, dt = {dt} "
+          f"a.u., {nrec} records, width {width} bohr, grid spacing <= width/2, Hellmann-Feynman "
+          "pair derivatives, star paths")
+    print("| atoms | box (bohr) | grid | mass | momentum | energy | virial | CPU run (s) | "
+          "CPU fields (s) | CPU fields per record (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['natoms']} | {r['box']:.2f} | {r['grid']}^3 | {r['mass']:.2e} | "
+              f"{r['momentum']:.2e} | {r['energy']:.2e} | {r['virial']:.1e} | "
+              f"{r['cpu_run_s']:.1f} | {r['cpu_fields_s']:.1f} | "
+              f"{r['cpu_fields_per_record_s']:.1f} |")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("table", "eos", "snapshot", "box3d"))
+    p.add_argument("what", choices=("table", "eos", "snapshot", "box3d", "box3d-fields"))
+    p.add_argument("--cells", default="4,6,8",
+                   help="box3d-fields: fcc cells per direction (N = 4 m^3), comma separated")
     a = p.parse_args()
+    if a.what == "box3d-fields":
+        box3d_fields(tuple(int(c) for c in a.cells.split(",")))
+        return
     {"table": table, "eos": eos, "snapshot": snapshot, "box3d": box3d}[a.what]()
 
 

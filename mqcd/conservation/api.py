@@ -93,7 +93,7 @@ def fields_from_file(path, ng, width, derivatives="minimum-norm", paths="pairs",
         mqcd output with ``trajectories/`` (``[output] trajectories = true``).
     ng : int
         Grid points per direction of the periodic box (spacing ``box / ng`` bohr, at most
-        ``width / 3`` for the spectral balance residuals).
+        ``width / 2`` for the spectral balance residuals).
     width : float
         Width of the Gaussian mollifier eta, bohr.
     derivatives : {"minimum-norm", "hellmann-feynman"}

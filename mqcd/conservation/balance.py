@@ -4,8 +4,9 @@ r"""Residuals of the balance laws (PSS eq. (2.17) / (5.20)) and of the virial id
   consecutive, equally spaced records (error O(dt_rec^4)); residuals are evaluated at the
   interior records;
 * space derivatives: spectral (FFT) on the periodic grid. The Gaussian-smoothed fields are
-  band-limited to round-off when the grid spacing is at most ``width / 3`` (the Fourier factor
-  at the Nyquist wavenumber is ``exp(-(pi w/h)^2/2) < 1e-19``); a coarser grid is refused;
+  band-limited when the grid spacing is at most ``width / 2`` (the Fourier factor at the
+  Nyquist wavenumber is ``exp(-(pi w/h)^2/2)``: 2.7e-9 at ``w/2``, 5e-20 at ``w/3``); a coarser
+  grid is refused;
 * relative residuals: ``max |d_t rho + div(rho u)| / max |div(rho u)|``,
   ``max |d_t(rho u) + div Pi - F| / max |div Pi|`` and
   ``max |d_t E + div J - P| / max |div J|`` over grid and records (no external potential in the
@@ -18,16 +19,18 @@ from __future__ import annotations
 
 import numpy as np
 
-#: largest grid spacing, in kernel widths, for spectral derivatives at round-off
-MAX_SPACING = 1.0 / 3.0
+#: largest grid spacing, in kernel widths, for spectral derivatives: the Fourier factor of the
+#: Gaussian at the Nyquist wavenumber is exp(-(pi w/h)^2/2) = 2.7e-9 at h = w/2 (the residual
+#: floor, far below the 1e-6 the balance laws are checked to; w/3 gives 5e-20)
+MAX_SPACING = 1.0 / 2.0
 
 
 def check_grid(grid):
     """Refuse grids too coarse for spectral derivatives of the smoothed fields."""
     if grid.h > MAX_SPACING * grid.width * (1 + 1e-12):
         need = int(np.ceil(grid.box / (MAX_SPACING * grid.width)))
-        raise ValueError(f"--grid {grid.ng}: spacing {grid.h:.4g} bohr is coarser than width/3 = "
-                         f"{grid.width / 3:.4g} bohr; use --grid >= {need} or a larger --width")
+        raise ValueError(f"--grid {grid.ng}: spacing {grid.h:.4g} bohr is coarser than width/2 = "
+                         f"{grid.width / 2:.4g} bohr; use --grid >= {need} or a larger --width")
 
 
 def divergence(flux, grid):

@@ -45,7 +45,7 @@ def add_parser(sub):
     f.add_argument("file", help="mqcd output HDF5 file")
     f.add_argument("--grid", type=int, required=True, metavar="NG",
                    help="grid points per direction of the periodic box (spacing at most "
-                   "width/3)")
+                   "width/2)")
     f.add_argument("--width", type=float, required=True, metavar="BOHR",
                    help="width of the Gaussian smoothing kernel eta, bohr")
     f.add_argument("--derivatives", default="minimum-norm",
