@@ -170,6 +170,37 @@ def test_pair_centres_cancel_the_net_transfer():
     assert np.all(f2[~done] == fmom[~done])
 
 
+def test_pair_centre_far_from_a_trajectory_is_not_used():
+    """Where the centre's denominator nearly cancels, R0 lies far outside the swarm; beyond
+    qmom_distance widths a trajectory takes its own u ('osmotic') or none ('zero') for that pair,
+    the others keep alpha (x - R0)/M, and qmom_distance = 0 is the unlimited centre."""
+    rng = np.random.default_rng(3)
+    N = 40
+    x = rng.normal(0.0, 1.0, (N, 1))
+    alpha = np.full((N, 1), 0.5)                                   # widths s = 1 bohr
+    P = np.zeros((N, 2, 2))
+    P[:, 0, 1] = P[:, 1, 0] = 0.2
+    # Df of both signs whose alpha-weighted sum almost cancels: the centre runs away
+    d = np.where(np.arange(N) % 2 == 0, 1.0, -1.0)
+    d[0] += 0.02 - d.sum()                  # sum = 0.02 against sum |.| ~ N
+    Df = np.zeros((N, 1, 2, 2))
+    Df[:, 0, 0, 1], Df[:, 0, 1, 0] = d, -d
+    u = -alpha * x / M
+    free, R0 = pair_centre_velocity(SerialComm(), x, alpha, u, P, Df, [M])
+    assert abs(R0[0, 0, 0, 1]) > 100.0
+    own, _ = pair_centre_velocity(SerialComm(), x, alpha, u, P, Df, [M], distance=10.0)
+    zero, _ = pair_centre_velocity(SerialComm(), x, alpha, u, P, Df, [M], distance=10.0,
+                                   far="zero")
+    np.testing.assert_array_equal(own[:, 0, 0, 1], u[:, 0])          # all beyond 10 widths
+    assert np.all(zero[:, 0, 0, 1] == 0.0)
+    # a centre inside the swarm is used as it is, limit or not
+    Df[:, 0, 0, 1], Df[:, 0, 1, 0] = 1.0, -1.0
+    a, R0 = pair_centre_velocity(SerialComm(), x, alpha, u, P, Df, [M])
+    b, _ = pair_centre_velocity(SerialComm(), x, alpha, u, P, Df, [M], distance=10.0)
+    assert abs(R0[0, 0, 0, 1]) < 1.0
+    np.testing.assert_array_equal(a, b)
+
+
 def test_energy_form_conserves_each_trajectory():
     """qc_force = 'energy': the power of the force cancels the electronic energy change."""
     rng = np.random.default_rng(9)

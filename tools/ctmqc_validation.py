@@ -52,6 +52,7 @@ METHODS = {
     "qc-distance-10": {"name": "ehrenfest-qc", "qmom_distance": 10.0},
     "qc-distance-20": {"name": "ehrenfest-qc", "qmom_distance": 20.0},
     "qc-distance-40": {"name": "ehrenfest-qc", "qmom_distance": 40.0},
+    "qc-distance-10-zero": {"name": "ehrenfest-qc", "qmom_distance": 10.0, "qmom_far": "zero"},
     "fssh-coupled": {"name": "fssh-coupled"},
     "fssh-coupled-kernel": {"name": "fssh-coupled", "field_method": "kernel"},
     "fssh-coupled-modes": {"name": "fssh-coupled", "field_method": "modes"},

@@ -84,6 +84,10 @@ CTMQC_KEYS = {
                          "(where the centre's denominator nearly cancels, R0 wanders hundreds of "
                          "bohr away and the transfer rate spikes); 0: no limit; "
                          "docs/theory/fields.md", check=non_negative),
+    "qmom_far": Key("str", "osmotic", "qmom_distance > 0: what a trajectory beyond the distance "
+                    "gets for that pair: 'osmotic' (its own osmotic velocity u) or 'zero' (no "
+                    "quantum momentum for the pair, the centre put at the trajectory as the "
+                    "published codes do)", choices=("osmotic", "zero")),
     "qc_step_fraction": Key("float", 0.0, "qc_force = 'energy': if > 0, the correction of a "
                             "trajectory is scaled so that one step changes its electronic energy "
                             "by at most this fraction of its kinetic energy (then every "
@@ -178,7 +182,7 @@ def pair_differences(fmom):
 
 
 def pair_centre_velocity(comm, x, alpha, u, P, Df, masses, groups=None, n_groups=1,
-                         distance=0.0):
+                         distance=0.0, far="osmotic"):
     """CTMQC's pair-specific osmotic velocities ``u_nm`` (N, D, ns, ns) (module docstring).
 
     Exact rank-independent swarm sums (``comm.sum_rows``). ``alpha`` (N, D) bohr^-2, ``u`` (N, D),
@@ -186,7 +190,8 @@ def pair_centre_velocity(comm, x, alpha, u, P, Df, masses, groups=None, n_groups
     of :mod:`mqcd.fields.density`) or None: one centre per pair *and group*, so that the transfer
     vanishes within every packet and no centre lies between separated packets. ``distance`` > 0:
     a trajectory with ``abs(x - R0) > distance * (2 alpha)^(-1/2)`` in some dof uses ``u`` for
-    that pair (the centre is meaningless for it; the published codes cap it the same way).
+    that pair (``far = "osmotic"``) or none (``far = "zero"``; the centre is meaningless for
+    it; the published codes cap it the same way).
     Returns ``(u_nm, R0 (n_groups, D, ns, ns))``."""
     N, D, ns, _ = Df.shape
     g = np.zeros(N, dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
@@ -207,12 +212,12 @@ def pair_centre_velocity(comm, x, alpha, u, P, Df, masses, groups=None, n_groups
     xi = 1.0 / np.asarray(masses, dtype=np.float64)
     dx = x[:, :, None, None] - R0[g]
     unm = xi[None, :, None, None] * alpha[:, :, None, None] * dx
-    use = ok[g]
+    own = u[:, :, None, None] * np.ones((1, 1, ns, ns))
     if distance > 0:
         width = np.sqrt(0.5 / alpha)                                    # (N, D) bohr
         near = np.all(np.abs(dx) <= distance * width[:, :, None, None], axis=1)   # (N, ns, ns)
-        use = use & near[:, None]
-    return np.where(use, unm, u[:, :, None, None] * np.ones((1, 1, ns, ns))), R0
+        unm = np.where(near[:, None], unm, 0.0 if far == "zero" else own)
+    return np.where(ok[g], unm, own), R0
 
 
 def correction_and_force(rho_a, V, Df, unm, E, v, masses, qc_force, energy_floor, dt=None,

@@ -165,6 +165,7 @@ class LadderParts:
         self.acc_force = opts["accumulated_force"]
         self.qmom_slope = opts["qmom_slope"]
         self.qmom_distance = opts["qmom_distance"]
+        self.qmom_far = opts["qmom_far"]
         self.ctmqc_parts = self.route == "trajectory" and self.quantum_coupling and (
             self.qmom != "osmotic" or self.qc_force != "gradient")
         if self.route != "trajectory" and (self.qmom != "osmotic" or self.reset != "never"
@@ -339,7 +340,8 @@ class LadderParts:
                                                 np.abs(rho_a) ** 2, Df, self.model.masses,
                                                 groups=f.extra.get("mode_label"),
                                                 n_groups=f.extra.get("n_modes", 1),
-                                                distance=self.qmom_distance)
+                                                distance=self.qmom_distance,
+                                                far=self.qmom_far)
         else:
             unm = np.broadcast_to((geo.u - shift[None, :])[:, :, None, None],
                                   Df.shape[:2] + (ns, ns))
