@@ -2,6 +2,7 @@
 
     python tools/conservation_fields.py table     # balance residuals vs kernel width and dt
     python tools/conservation_fields.py eos       # pressure vs temperature, figure
+    python tools/conservation_fields.py eos-seeds # the earlier EOS setting with other seeds
     python tools/conservation_fields.py snapshot  # the fields of inputs/chain_two_state.toml
     python tools/conservation_fields.py box3d     # 3D, 10976 atoms, mpiexec -n 2 vs serial
     python tools/conservation_fields.py box3d-fields --cells 4,6,8   # 3D balance residuals, cost
@@ -193,6 +194,26 @@ def eos(nj=256, t_end=3300.0, nboot=400):
     eos_figure(out)
 
 
+def eos_seeds(kTs=(0.0015, 0.003), seeds=(17, 1017, 2017, 3017)):
+    """The earlier EOS setting (64 ground-state trajectories, 1650 a.u.) with other seeds:
+    P_0 MD / exact - 1 and its size in standard errors (the seed-17 'bias' is a fluctuation)."""
+    mdl = {"name": "pair_chain", "natoms": 16, "box": 64.0, "c12": 0.0, "r2": 4.05,
+           "gap": 0.001}
+    model = build_model(mdl)
+    grid = Grid(box=64.0, dim=1, ng=64, width=1.0)
+    print("| kT (hartree) | " + " | ".join(f"seed {s}" for s in seeds) + " |")
+    print("|---|" + "---|" * len(seeds))
+    for kT in kTs:
+        P = chain_exact(model, kT)[1][0]
+        cells = []
+        for seed in seeds:
+            res = mqcd.run(gibbs_deck(mdl, kT, 64, 10.0, 1650.0, stride=15, states=[0],
+                                      seed=seed))
+            m, se = _mean_se(_pressure(model, res, grid))
+            cells.append(f"{100 * (m / P - 1):+.1f} % ({(m - P) / se:+.1f} s.e.)")
+        print(f"| {kT:g} | " + " | ".join(cells) + " |")
+
+
 def eos_figure(out=None):
     """The EOS figure from the rows of :func:`eos` (default: docs/figures/conservation_eos.json)."""
     if out is None:
@@ -320,7 +341,7 @@ def box3d():
           f"{time.perf_counter() - t0:.0f} s")
 
 
-def box3d_fields(cells=(4, 6, 8), width=2.0, dt=0.5, nrec=6):
+def box3d_fields(cells=(4, 6, 8), width=2.0, dt=0.5, nrec=6, paths="star"):
     """Balance-law residuals of 3D boxes (the deck inputs/box3d_pairs.toml with m^3 fcc cells,
     N = 4 m^3 atoms): `mqcd run` of one trajectory with every step stored, then `mqcd fields
     --json` (Hellmann-Feynman pair derivatives, star paths, grid spacing width/2); the CPU time
@@ -330,7 +351,7 @@ def box3d_fields(cells=(4, 6, 8), width=2.0, dt=0.5, nrec=6):
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     rows = []
     for m in cells:
-        n, box = 4 * m ** 3, m * 4 * np.sqrt(2.0)
+        n, box = 4 * m ** 3, float(m * 4 * np.sqrt(2.0))
         out = tmp / f"box{n}.h5"
         sets = [f"model.natoms={n}", f"model.box={box!r}", "run.trajectories=1",
                 f"run.dt={dt}", f"run.t_end={dt * (nrec - 1)}", "output.stride=1"]
@@ -342,14 +363,15 @@ def box3d_fields(cells=(4, 6, 8), width=2.0, dt=0.5, nrec=6):
         t1 = os.times()
         ng = int(2 * np.ceil(box / (width / 2) / 2))
         fcmd = [sys.executable, "-m", "mqcd.cli", "fields", str(out), "--grid", str(ng),
-                "--width", str(width), "--derivatives", "hellmann-feynman", "--paths", "star",
+                "--width", str(width), "--derivatives", "hellmann-feynman", "--paths", paths,
                 "--json"]
         r = subprocess.run(fcmd, check=True, env=env, capture_output=True, text=True)
         t2 = os.times()
         info = json.loads(r.stdout)
         cpu_run = t1.children_user + t1.children_system - t0.children_user - t0.children_system
         cpu_f = t2.children_user + t2.children_system - t1.children_user - t1.children_system
-        row = {"natoms": n, "box": box, "grid": ng, "cpu_run_s": cpu_run, "cpu_fields_s": cpu_f,
+        row = {"natoms": n, "box": box, "grid": ng, "records": nrec, "paths": paths,
+               "cpu_run_s": cpu_run, "cpu_fields_s": cpu_f,
                "cpu_fields_per_record_s": cpu_f / nrec, **info["residuals"],
                "pressure": info["pressure_hartree_per_bohr_dim"],
                "command": " ".join(["mqcd fields", out.name] + fcmd[5:])}
@@ -357,7 +379,7 @@ def box3d_fields(cells=(4, 6, 8), width=2.0, dt=0.5, nrec=6):
         print(json.dumps(row), file=sys.stderr)
     print(f"3D fcc boxes (inputs/box3d_pairs.toml, c12 = 1e-5 hartree), 1 trajectory, dt = {dt} "
           f"a.u., {nrec} records, width {width} bohr, grid spacing <= width/2, Hellmann-Feynman "
-          "pair derivatives, star paths")
+          f"pair derivatives, {paths} paths")
     print("| atoms | box (bohr) | grid | mass | momentum | energy | virial | CPU run (s) | "
           "CPU fields (s) | CPU fields per record (s) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -370,14 +392,22 @@ def box3d_fields(cells=(4, 6, 8), width=2.0, dt=0.5, nrec=6):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("table", "eos", "snapshot", "box3d", "box3d-fields"))
+    p.add_argument("what", choices=("table", "eos", "eos-seeds", "snapshot", "box3d",
+                                    "box3d-fields"))
     p.add_argument("--cells", default="4,6,8",
                    help="box3d-fields: fcc cells per direction (N = 4 m^3), comma separated")
+    p.add_argument("--records", type=int, default=6,
+                   help="box3d-fields: records (steps + 1) per run, at least 5")
+    p.add_argument("--paths", default="star", choices=("star", "tree"),
+                   help="box3d-fields: heat-flux paths")
+    p.add_argument("--dt", type=float, default=0.5, help="box3d-fields: time step (a.u.)")
     a = p.parse_args()
     if a.what == "box3d-fields":
-        box3d_fields(tuple(int(c) for c in a.cells.split(",")))
+        box3d_fields(tuple(int(c) for c in a.cells.split(",")), nrec=a.records, paths=a.paths,
+                     dt=a.dt)
         return
-    {"table": table, "eos": eos, "snapshot": snapshot, "box3d": box3d}[a.what]()
+    {"table": table, "eos": eos, "eos-seeds": eos_seeds, "snapshot": snapshot,
+     "box3d": box3d}[a.what]()
 
 
 if __name__ == "__main__":

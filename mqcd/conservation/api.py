@@ -98,7 +98,7 @@ def fields_from_file(path, ng, width, derivatives="minimum-norm", paths="pairs",
         Width of the Gaussian mollifier eta, bohr.
     derivatives : {"minimum-norm", "hellmann-feynman"}
         Pair derivatives of the eigenvalue in the bond stress (PSS Sec. 7 / the pair-local one).
-    paths : {"pairs", "star"}
+    paths : {"pairs", "star", "tree"}
         Bond paths of the non-pair-local heat flux (mqcd/conservation/fields.py).
     records : str, optional
         ``"START:STOP[:STEP]"`` of the record axis; all by default.

@@ -52,9 +52,10 @@ def add_parser(sub):
                    choices=("minimum-norm", "hellmann-feynman"),
                    help="pair derivatives of the eigenvalue in the bond stress: PSS Sec. 7 "
                    "minimum-norm (default) or the pair-local Hellmann-Feynman ones")
-    f.add_argument("--paths", default="pairs", choices=("pairs", "star"),
+    f.add_argument("--paths", default="pairs", choices=("pairs", "star", "tree"),
                    help="bond paths of the non-pair-local heat flux: all ordered pairs as PSS "
-                   "(3.12) (O(N^2)) or through atom 0 (O(N), same divergence)")
+                   "(3.12) (O(N^2)), through atom 0 (star, O(N) box-long segments) or along a "
+                   "spanning tree of the bonds (tree, O(N) bond-long segments); same divergence")
     f.add_argument("--records", metavar="START:STOP[:STEP]",
                    help="records to use (Python slice; default all; the balance residuals need "
                    "5 or more equally spaced ones)")

@@ -26,7 +26,10 @@ The pair-local part of the last sum is the Hardy flux
 eigenvector derivative (``a_n``, ``s_m`` of micro.py) couples all pairs ``(n, m)``: ``paths =
 "pairs"`` sums it over all ordered pairs as (3.12) is written (O(N^2) segments), ``"star"``
 uses ``sum_n a_n = 0`` to route it through atom 0 (O(N) segments, the same divergence; the two
-differ by a divergence-free field, the non-uniqueness of PSS Sec. 7).
+differ by a divergence-free field, the non-uniqueness of PSS Sec. 7); ``"tree"`` routes the
+star's segments along a spanning tree of the bonds (:func:`tree_segments`: O(N) segments of
+bond length, the star's divergence; the cheap choice in 3D, where star segments are as long
+as the box).
 
 The ensemble fields are the weighted means over trajectories, ``sum_i w_i A_i / sum_i w_i``, with
 the gibbs weights ``w_i = q_j N / N_j`` of trajectory i's surface j (mqcd/ensemble/thermal.py):
@@ -43,7 +46,7 @@ import numpy as np
 from .kernels import add_points, add_segments
 from .micro import configuration
 
-PATHS = ("pairs", "star")
+PATHS = ("pairs", "star", "tree")
 
 
 def _min_image(d, box):
@@ -74,6 +77,37 @@ class Grid:
     def points(self):
         """Grid coordinates (dim, ng), bohr (the same axis in every direction)."""
         return np.arange(self.ng) * self.h
+
+
+def tree_segments(cfg, c, box):
+    """The star flux ``sum_n c_n [segment x^0 -> x^n]`` routed along a spanning tree of the
+    pair graph (breadth-first from atom 0, scipy.sparse.csgraph; atoms of other connected
+    components hang from atom 0 by a direct segment): edge ``parent -> child`` carries the
+    sum of ``c`` over the child's subtree. The divergence is the star's (every path from
+    ``x^0`` to ``x^n`` has the same end points), with O(N) segments of bond length instead of
+    box length. Returns ``(start, vector, coefficient)`` of the segments."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import breadth_first_order, connected_components
+    N = cfg.X.shape[0]
+    A = sp.coo_matrix((np.ones(cfg.i.size), (cfg.i, cfg.j)), shape=(N, N)).tocsr()
+    ncomp, label = connected_components(A, directed=False)
+    parent = np.full(N, -1)
+    orders = []
+    roots = [0] + [int(np.argmax(label == k)) for k in range(ncomp) if k != label[0]]
+    for root in roots:
+        order, pred = breadth_first_order(A, root, directed=False, return_predecessors=True)
+        parent[order[1:]] = pred[order[1:]]
+        if root != 0:
+            parent[root] = 0
+        orders.append(order)
+    order = np.concatenate(orders)
+    sub = np.asarray(c, dtype=np.float64).copy()
+    for n in order[::-1]:                       # children before parents
+        if parent[n] >= 0:
+            sub[parent[n]] += sub[n]
+    child = order[parent[order] >= 0]
+    start = cfg.X[parent[child]]
+    return start, _min_image(cfg.X[child] - start, box), sub[child][:, None]
 
 
 def trajectory_fields(cfg, grid, paths="pairs"):
@@ -118,6 +152,8 @@ def trajectory_fields(cfg, grid, paths="pairs"):
             dv = _min_image(X - X[0], grid.box)
             cn = (2.0 * cfg.s.sum() * cfg.a)[:, None]
             start = np.repeat(X[:1], N, axis=0)
+        elif paths == "tree":
+            start, dv, cn = tree_segments(cfg, 2.0 * cfg.s.sum() * cfg.a, grid.box)
         else:
             raise ValueError(f"paths = '{paths}': allowed {', '.join(PATHS)}")
         on = np.zeros((1, dim, G))
@@ -172,7 +208,7 @@ def ensemble_fields(model, positions, momenta, surfaces, grid, weights=None, tim
     times : ndarray, (R,), optional
         Record times (atomic_unit_of_time).
     derivatives : {"minimum-norm", "hellmann-feynman"}
-    paths : {"pairs", "star"}
+    paths : {"pairs", "star", "tree"}
     select : ndarray of bool, (ntraj,), optional
         Only these trajectories (e.g. one surface's).
 

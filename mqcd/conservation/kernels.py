@@ -40,6 +40,8 @@ def phi_diff(a, b):
         return 0.5 * (math.erfc(b / _SQ2) - math.erfc(a / _SQ2))
     if a < 0.0 and b < 0.0:
         return 0.5 * (math.erfc(-a / _SQ2) - math.erfc(-b / _SQ2))
+    if a > 8.5 and b < -8.5:          # erf(+-8.5/sqrt 2) is +-1 to the last bit: skip both calls
+        return 1.0
     return 0.5 * (math.erf(a / _SQ2) - math.erf(b / _SQ2))
 
 
@@ -174,7 +176,11 @@ def add_segments(X0, Dv, C, box, ng, w, out):
                         h2 = min(h2, int(math.ceil(zb / h)))
                     elif C0 > 0.0:
                         continue
+                    gw = l2 % ng - 1                   # g2 % ng, advanced without a modulo
                     for g2 in range(l2, h2 + 1):
+                        gw += 1
+                        if gw == ng:
+                            gw = 0
                         z[2] = g2 * h - X0[s, 2]
                         if dd < 1e-24:
                             v = line_integral(z, d, w, 3)
@@ -190,7 +196,7 @@ def add_segments(X0, Dv, C, box, ng, w, out):
                                                                             -t * Lw)
                         if v == 0.0:
                             continue
-                        idx = base + (g2 % ng)
+                        idx = base + gw
                         for k in range(K):
                             ck = C[s, k] * v
                             for a in range(3):
