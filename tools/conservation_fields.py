@@ -3,6 +3,7 @@
     python tools/conservation_fields.py table     # balance residuals vs kernel width and dt
     python tools/conservation_fields.py eos       # pressure vs temperature, figure
     python tools/conservation_fields.py eos-seeds # the earlier EOS setting with other seeds
+    python tools/conservation_fields.py eos-sampler  # pressure of the MALA samples (no MD)
     python tools/conservation_fields.py snapshot  # the fields of inputs/chain_two_state.toml
     python tools/conservation_fields.py box3d     # 3D, 10976 atoms, mpiexec -n 2 vs serial
     python tools/conservation_fields.py box3d-fields --cells 4,6,8   # 3D balance residuals, cost
@@ -214,6 +215,33 @@ def eos_seeds(kTs=(0.0015, 0.003), seeds=(17, 1017, 2017, 3017)):
         print(f"| {kT:g} | " + " | ".join(cells) + " |")
 
 
+def eos_sampler(kT=0.0015, settings=((4000, 100), (4000, 20), (20000, 100)), seeds=(17, 18)):
+    """Pressure of the MALA samples themselves (no MD) on each surface vs the transfer
+    integral: (N kT - sum r phi_j'(r))/L over 256 samples (64 chains x 4)."""
+    from mqcd.ensemble.thermal import Surface, sample_surface
+    model = build_model({"name": "pair_chain", "natoms": 16, "box": 64.0, "c12": 0.0,
+                         "r2": 4.05, "gap": 0.001})
+    N, L = model.natoms, model.box
+    P_ex = chain_exact(model, kT)[1]
+    print("| surface | burn-in | thinning | seed | P MALA / exact - 1 | s.e. |")
+    print("|---|---|---|---|---|---|")
+    for j in (0, 1):
+        for burn, thin in settings:
+            for seed in seeds:
+                res = sample_surface(Surface(model, j, "adiabatic"), kT,
+                                     model.harmonic_reference()[0], 256,
+                                     {"chains": 64, "burn_in": burn, "thinning": thin}, seed,
+                                     1 + j)
+                vir = []
+                for x in res.x.reshape(-1, N):
+                    _, _, d = model.pairs(x)
+                    r = np.abs(d[:, 0])
+                    vir.append(-(r * model.pair_matrices(r)[1][:, j, j]).sum())
+                m, se = _mean_se((N * kT + np.array(vir)) / L)
+                print(f"| {j} | {burn} | {thin} | {seed} | {100 * (m / P_ex[j] - 1):+.1f} % | "
+                      f"{(m - P_ex[j]) / se:+.1f} |")
+
+
 def eos_figure(out=None):
     """The EOS figure from the rows of :func:`eos` (default: docs/figures/conservation_eos.json)."""
     if out is None:
@@ -392,8 +420,8 @@ def box3d_fields(cells=(4, 6, 8), width=2.0, dt=0.5, nrec=6, paths="star"):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("table", "eos", "eos-seeds", "snapshot", "box3d",
-                                    "box3d-fields"))
+    p.add_argument("what", choices=("table", "eos", "eos-seeds", "eos-sampler", "snapshot",
+                                    "box3d", "box3d-fields"))
     p.add_argument("--cells", default="4,6,8",
                    help="box3d-fields: fcc cells per direction (N = 4 m^3), comma separated")
     p.add_argument("--records", type=int, default=6,
@@ -406,7 +434,8 @@ def main():
         box3d_fields(tuple(int(c) for c in a.cells.split(",")), nrec=a.records, paths=a.paths,
                      dt=a.dt)
         return
-    {"table": table, "eos": eos, "eos-seeds": eos_seeds, "snapshot": snapshot,
+    {"table": table, "eos": eos, "eos-seeds": eos_seeds, "eos-sampler": eos_sampler,
+     "snapshot": snapshot,
      "box3d": box3d}[a.what]()
 
 
