@@ -88,7 +88,8 @@ CASES = [("ehrenfest-qc", "", ONE_D),                       # modes estimator, t
 @pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec next to the python executable")
 @pytest.mark.parametrize("method,extra,geom", CASES,
                          ids=[m for m, _, _ in CASES])
-def test_grid_path_mpi_equals_serial(tmp_path, method, extra, geom):
+def test_grid_path_mpi_equals_serial(tmp_path, monkeypatch, method, extra, geom):
+    monkeypatch.setenv("MQCD_GRID_REDUCTION", "allreduce")   # ranks sum their own deposits
     deck = write(tmp_path, "d", method, extra, geom=geom)
     serial = mqcd.run(deck)
     assert serial["diagnostics/bandwidth_density"].shape[0] > 0
@@ -98,7 +99,8 @@ def test_grid_path_mpi_equals_serial(tmp_path, method, extra, geom):
 
 @pytest.mark.mpi
 @pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec next to the python executable")
-def test_checkpoint_from_two_ranks_extends_on_three(tmp_path):
+def test_checkpoint_from_two_ranks_extends_on_three(tmp_path, monkeypatch):
+    monkeypatch.setenv("MQCD_GRID_REDUCTION", "allreduce")
     full = write(tmp_path, "full", "qhd", t_end=20.0, every=20)
     ref = mqcd.run(full, output=tmp_path / "ref.h5")
     short = write(tmp_path, "short", "qhd", t_end=10.0, every=20)
@@ -156,10 +158,12 @@ if comm.is_root:
 
 @pytest.mark.mpi
 @pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec next to the python executable")
-@pytest.mark.parametrize("D", [1, 2])
-def test_estimators_in_pieces_equal_serial(tmp_path, D):
+@pytest.mark.parametrize("D,reduction", [(1, "allreduce"), (2, "gather")])
+def test_estimators_in_pieces_equal_serial(tmp_path, monkeypatch, D, reduction):
     """estimate_fields / divergence_pairs / the modal estimator called serially and on 3 ranks with
-    the subsample branches taken (spread_sample, mode sample below N): bit-for-bit equal."""
+    the subsample branches taken (spread_sample, mode sample below N): bit-for-bit equal, with the
+    ranks' grids summed (Allreduce) or the sources all-gathered."""
+    monkeypatch.setenv("MQCD_GRID_REDUCTION", reduction)
     import subprocess
     import sys
     from test_mpi import subprocess_env

@@ -173,7 +173,7 @@ def main():
     if a.worker:
         return worker(a)
     rows = []
-    print(f"N = {a.ntraj}, D = {a.dim}, {a.steps} steps per measurement")
+    print(f"N = {a.ntraj}, D = {a.dim}, {a.steps} steps per measurement", flush=True)
     print("| method | estimator | ranks | ms/step | fields ms/step | replicated ms/step | "
           "comm ms/step | comm share | MB sent/rank/step | efficiency | peak RSS/rank (MB) "
           "| load |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -189,8 +189,8 @@ def main():
                   f"{res['comm_ms'] / res['step_ms']:.1%} | "
                   f"{res['comm_bytes_per_step'] / 1e6:.2f} | {base / (r * res['step_ms']):.2f} | "
                   f"{res['maxrss_mb']:.0f} | {load:.2f} |", flush=True)
-    if a.json:
-        Path(a.json).write_text(json.dumps(rows, indent=1))
+            if a.json:
+                Path(a.json).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ is convolved with its own kernel.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import scipy.fft as sfft
@@ -164,6 +165,17 @@ def _deposit1(xs, F, lo, dx, p, cls, tau, sc, acc):
                 g1 = wt[c] * ta
                 for f in range(m):
                     _add_fixed(acc, c0 + 1, i0 + c, f, g1 * F[s, f], sc[f])
+
+
+def reduction_by_gather(n_sources, D, m, C, G):
+    """How the ranks combine their deposits: True to all-gather the sources (``n_sources (D + m
+    + 2)`` words) rather than Allreduce the two-limb grids (``2 C G m`` words, moved twice by a
+    ring Allreduce). Environment ``MQCD_GRID_REDUCTION = "gather" | "allreduce"`` forces one
+    (tests, benchmarks). Both give the same integer cells."""
+    force = os.environ.get("MQCD_GRID_REDUCTION", "auto")
+    if force in ("gather", "allreduce"):
+        return force == "gather"
+    return n_sources * (D + m + 2) < 4 * C * G * m
 
 
 def fixed_scales(F, n_sources, comm=None):
@@ -375,6 +387,12 @@ def grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau, *
     m = F.shape[1]
     shp = tuple(int(v) for v in shape)
     Greal = int(np.prod(shape))
+    if comm is not None and comm.size > 1 and reduction_by_gather(n_src, D, m, C, Greal):
+        # fewer bytes to all-gather the sources than to Allreduce the fixed-point grids: every
+        # rank deposits the whole swarm (the same integer cells, so the same result)
+        xs, F = comm.allgather_rows(np.ascontiguousarray(xs)), comm.allgather_rows(F)
+        cls, tau = comm.allgather_rows(np.ascontiguousarray(cls)), comm.allgather_rows(tau)
+        comm = None
     kvec, deconv = [], []
     for j in range(D):
         if j == D - 1:
