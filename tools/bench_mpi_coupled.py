@@ -20,7 +20,9 @@ same loop as ``mqcd run`` (``mqcd.api._Runner``) for ``steps`` steps after a war
 Parallel efficiency is ``t_1 / (P t_P)`` from the same invocation. Models: ``--dim 1`` tully1
 (2 states), ``--dim 3`` spin_boson with 3 modes (2 states). The machine load (``os.getloadavg``)
 is printed before each measurement: on a shared 2-core machine a ratio is only meaningful when
-the other core was idle. ``--json FILE`` keeps the rows for tools/mpi_cost_model.py.
+the other core was idle; ``--control`` also runs P independent serial workers of N/P
+trajectories at the same time, whose step time is what P ranks can reach on the machine as it is
+(shared cores, memory bandwidth) without any communication. ``--json FILE`` keeps the rows for tools/mpi_cost_model.py.
 """
 import argparse
 import json
@@ -145,17 +147,24 @@ def mpiexec():
     return str(p) if p.exists() else "mpiexec"
 
 
-def launch(method, ranks, a):
+def launch(method, ranks, a, ntraj=None, copies=1):
+    """Run the worker on ``ranks`` ranks; with ``copies > 1``, that many independent 1-rank
+    workers at the same time (the control: what the machine gives without communication)."""
     cmd = [mpiexec(), "-n", str(ranks), sys.executable, __file__, "--worker", "--method", method,
-           "--ntraj", str(a.ntraj), "--steps", str(a.steps), "--dim", str(a.dim)]
+           "--ntraj", str(ntraj or a.ntraj), "--steps", str(a.steps), "--dim", str(a.dim)]
     if a.extra:
         cmd += ["--extra", a.extra]
     env = dict(os.environ, NUMBA_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    cp = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if cp.returncode:
-        raise RuntimeError(cp.stdout + cp.stderr)
-    line = [ln for ln in cp.stdout.splitlines() if ln.startswith("BENCH_JSON ")][-1]
-    return json.loads(line[len("BENCH_JSON "):])
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(copies)]
+    res = []
+    for p in procs:
+        out, err = p.communicate()
+        if p.returncode:
+            raise RuntimeError(out + err)
+        line = [ln for ln in out.splitlines() if ln.startswith("BENCH_JSON ")][-1]
+        res.append(json.loads(line[len("BENCH_JSON "):]))
+    return max(res, key=lambda r: r["step_ms"])
 
 
 def main():
@@ -167,6 +176,8 @@ def main():
     ap.add_argument("--methods", nargs="+", default=["ehrenfest-qc", "qhd", "fssh-coupled"])
     ap.add_argument("--extra", default="", help="JSON of extra [method] keys")
     ap.add_argument("--json", default="")
+    ap.add_argument("--control", action="store_true",
+                    help="also run P independent serial workers of N/P trajectories at once")
     ap.add_argument("--worker", action="store_true")
     ap.add_argument("--method", default="ehrenfest-qc")
     a = ap.parse_args()
@@ -182,13 +193,18 @@ def main():
         for r in a.ranks:
             load = os.getloadavg()[0]
             res = launch(m, r, a)
+            if a.control and r > 1:
+                res["control_ms"] = launch(m, 1, a, ntraj=a.ntraj // r, copies=r)["step_ms"]
             rows.append(res)
             base = base or res["step_ms"] * r
             print(f"| {m} | {res['estimator']} | {r} | {res['step_ms']:.1f} | "
                   f"{res['fields_ms']:.1f} | {res['replicated_ms']:.1f} | {res['comm_ms']:.2f} | "
                   f"{res['comm_ms'] / res['step_ms']:.1%} | "
                   f"{res['comm_bytes_per_step'] / 1e6:.2f} | {base / (r * res['step_ms']):.2f} | "
-                  f"{res['maxrss_mb']:.0f} | {load:.2f} |", flush=True)
+                  f"{res['maxrss_mb']:.0f} | {load:.2f} |"
+                  + (f" control {res['control_ms']:.1f} ms/step: t_P / t_control = "
+                     f"{res['step_ms'] / res['control_ms']:.2f}" if "control_ms" in res else ""),
+                  flush=True)
             if a.json:
                 Path(a.json).write_text(json.dumps(rows, indent=1))
 
