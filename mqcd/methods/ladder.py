@@ -33,16 +33,12 @@ Gaussian smearing keeps n > 0 and d ln n finite (bounded by the distance to the 
 the only regularisation is the documented bandwidth rule (``density_scale``,
 ``regression_scale``) and the ridge of the local regression (``ridge``), all deck keys.
 """
-import dataclasses
-
 import numpy as np
 
 from ..electronic.adiabatic import adiabatic_gradients
 from ..electronic.coherence import accumulate_forces, population_rates, trajectory_derivatives
 from ..electronic.geometry import geometry_from_fields
 from ..fields import FieldWorkspace, build_estimator
-from ..fields.base import restrict
-from ..fields.kernel import PATHS as KERNEL_PATHS
 from ..io.schema import DeckError, Key, non_negative, positive
 from .base import Method
 from .ctmqc import (AUTO as CTMQC_AUTO, CTMQC_KEYS, adiabatic, correction_and_force,
