@@ -289,3 +289,21 @@ def test_gibbs_q_of_a_many_particle_ring_against_the_transfer_integral():
     assert np.all(np.abs(ens.q - q_ex) < 4 * ens.q_se), (ens.q, ens.q_se, q_ex)
     # two surfaces: the sampler's MBAR is BAR of the energy gaps at its samples
     assert bar_q(np.zeros(3), np.zeros(5))[0] == pytest.approx(0.5, rel=1e-12)
+
+
+def test_chain_diagnostics_ignore_the_free_centre_of_mass():
+    """The pair models do not change under a common shift of all atoms: the MCMC diagnostics
+    trace coordinates relative to the atoms' mean (a random-walking centre of mass would make
+    R-hat flag chains that sample every observable), other models keep the raw coordinates."""
+    from mqcd.ensemble.thermal import diagnostic_coordinates
+    from mqcd.models import build_model
+    for name, dim in (("pair_chain", 1), ("pair_box", 3)):
+        model = build_model({"name": name})
+        rel = diagnostic_coordinates(model)
+        x = np.random.default_rng(1).normal(size=(3, model.ndof))
+        shift = np.tile(np.arange(1.0, dim + 1.0), model.ndof // dim)
+        np.testing.assert_allclose(rel(x + 7.5 * shift), rel(x), atol=1e-12)
+        V0, _ = model.evaluate(x[:1] + 4.0)
+        V1, _ = model.evaluate(x[:1] + 4.0 + 0.3 * shift)
+        np.testing.assert_allclose(V1, V0, atol=1e-12)      # the invariance it relies on
+    assert diagnostic_coordinates(build_model({"name": "tully1"})) is None

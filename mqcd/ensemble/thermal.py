@@ -179,7 +179,24 @@ class ChainResult:
     info: dict = field(default_factory=dict)
 
 
-def mala(surface, kT, x_start, sigma, nsamples, burn_in, thinning, rng, step=0.0):
+def diagnostic_coordinates(model):
+    """What the chain diagnostics trace besides V: the raw coordinates, or for a model whose
+    surfaces do not change under a common shift of all particles (``model.translation_dim`` =
+    d, coordinates in blocks of d per particle: the periodic pair models) the coordinates
+    relative to the particles' mean, since the free centre of mass random-walks and would make
+    R-hat flag chains that sample every observable well. Returns None or a callable
+    (C, D) -> (C, D)."""
+    d = int(getattr(model, "translation_dim", 0) or 0)
+    if d <= 0 or model.ndof % d or model.ndof // d < 2:
+        return None
+
+    def relative(x):
+        y = x.reshape(x.shape[0], -1, d)
+        return (y - y.mean(axis=1, keepdims=True)).reshape(x.shape)
+    return relative
+
+
+def mala(surface, kT, x_start, sigma, nsamples, burn_in, thinning, rng, step=0.0, trace=None):
     """Run ``len(x_start)`` MALA chains on ``exp(-V/kT)``; return :class:`ChainResult` with
     ``nsamples`` kept samples per chain (after ``burn_in`` steps, every ``thinning``-th)."""
     x = np.array(x_start, dtype=np.float64)
@@ -226,7 +243,7 @@ def mala(surface, kT, x_start, sigma, nsamples, burn_in, thinning, rng, step=0.0
                     history = []
         if t0 <= it < t0 + ntrace:
             traces[:, it - t0, 0] = V
-            traces[:, it - t0, 1:] = x[:, :ntr]
+            traces[:, it - t0, 1:] = (x if trace is None else trace(x))[:, :ntr]
         if it >= burn_in:
             j = it - burn_in
             accepted += int(take.sum())
@@ -289,8 +306,9 @@ def _chain_rng(seed, surface):
         int(seed), spawn_key=(_CHAIN_TAG, int(surface)))))
 
 
-def sample_surface(surface, kT, x_ref, nsamples, mcmc, seed, key):
-    """MALA samples (chains, S, D) of one surface: minimum, preconditioner, chains, diagnostics."""
+def sample_surface(surface, kT, x_ref, nsamples, mcmc, seed, key, trace=None):
+    """MALA samples (chains, S, D) of one surface: minimum, preconditioner, chains, diagnostics
+    (``trace``: :func:`diagnostic_coordinates`)."""
     xmin = minimum(surface, x_ref)
     hd = hessian_diagonal(surface, xmin)
     sigma = np.where(hd > 0, np.sqrt(kT / np.where(hd > 0, hd, 1.0)), 1.0)
@@ -298,7 +316,7 @@ def sample_surface(surface, kT, x_ref, nsamples, mcmc, seed, key):
     C = int(mcmc["chains"])
     start = xmin + sigma * rng.standard_normal((C, xmin.size))
     res = mala(surface, kT, start, sigma, max(1, -(-nsamples // C)), int(mcmc["burn_in"]),
-               int(mcmc["thinning"]), rng, float(mcmc.get("step", 0.0)))
+               int(mcmc["thinning"]), rng, float(mcmc.get("step", 0.0)), trace=trace)
     res.info = chain_diagnostics(res)
     res.info["minimum"] = xmin
     return res
@@ -327,7 +345,8 @@ def boltzmann(model, initial, keys, indices, kT, seed, ntotal):
                          "canonical density); for kT = 0 use 'wigner-thermal' or 'fixed'")
     surface = Surface(model, initial["state"], initial["basis"])
     x_ref = _start(model, initial)
-    res = sample_surface(surface, kT, x_ref, int(ntotal), _mcmc(initial), seed, 0)
+    res = sample_surface(surface, kT, x_ref, int(ntotal), _mcmc(initial), seed, 0,
+                         trace=diagnostic_coordinates(model))
     x = take_samples(res, indices)
     p0 = np.asarray(initial.get("momentum") or np.zeros(model.ndof), dtype=np.float64)
     p = maxwell_momenta(model, keys, kT, p0)
@@ -427,11 +446,12 @@ def gibbs_ensemble(model, initial, kT, seed, ntotal):
     surfaces = [Surface(model, s, initial["basis"]) for s in states]
     x_ref = _start(model, initial)
     mcmc = _mcmc(initial)
+    trace = diagnostic_coordinates(model)
     # pilot chains per surface for the free energies (MBAR) of q_j, then chains as long as
     # each surface's block of trajectories needs (both from the deck seed)
     if len(surfaces) > 1:
         pilot = [sample_surface(s, kT, x_ref, int(initial.get("gibbs_samples", PILOT_SAMPLES)),
-                                mcmc, seed, 100 + k) for k, s in enumerate(surfaces)]
+                                mcmc, seed, 100 + k, trace=trace) for k, s in enumerate(surfaces)]
         q, q_se, f = surface_probabilities(surfaces, kT, pilot, BOOTSTRAP,
                                            _chain_rng(seed, 1000))
     else:
@@ -439,7 +459,7 @@ def gibbs_ensemble(model, initial, kT, seed, ntotal):
     Z, Z_se = np.exp(-f), np.exp(-f) * q_se / np.maximum(q, 1e-300)
     counts = allocate(q, int(ntotal), initial.get("gibbs_allocation", "proportional"))
     weights = np.where(counts > 0, q * ntotal / np.maximum(counts, 1), 0.0)
-    chains = [sample_surface(s, kT, x_ref, max(int(c), 1), mcmc, seed, k + 1)
+    chains = [sample_surface(s, kT, x_ref, max(int(c), 1), mcmc, seed, k + 1, trace=trace)
               for k, (s, c) in enumerate(zip(surfaces, counts))]
     return GibbsEnsemble(states=states, q=q, q_se=q_se, Z=Z, Z_se=Z_se, counts=counts,
                          weights=weights, chains=chains, diagnostics=[c.info for c in chains])

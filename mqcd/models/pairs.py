@@ -259,6 +259,7 @@ class PairSurfaces(Model):
         if not 0 < pv["switch"] <= pv["cutoff"]:
             raise ValueError(f"[model] switch = {pv['switch']:g} bohr must be in (0, cutoff]")
         self.ndof = self.natoms * self.dim
+        self.translation_dim = self.dim        # a common shift of all atoms changes nothing
         self.box = float(pv["box"])
         self.params = np.array([pv[k] for k in _ORDER], dtype=np.float64)
         rho = self.natoms / self.box ** self.dim
