@@ -59,18 +59,9 @@ def test_exact_energy_split_is_the_total_energy(tully3_exact):
 def test_exact_geometric_energy_matches_a_direct_formula():
     """T_geo from rho's metric (mqcd/electronic/geometry.py) equals the direct
     (1/2M) int (sum_a |d psi_a|^2 - |psi^dagger d psi|^2 / n) of the same wavefunction."""
-    from mqcd.exact.propagator import SplitOperator
-    from mqcd.exact.solver import exact_plan
+    from mqcd.exact import wavefunction_at
     from mqcd.exact.transfer import FactorizationRecorder
-    from mqcd.io.deck import deck_model, read_deck
-    deck = read_deck(scattering("tully3", 10.0), for_exact=True)
-    model = deck_model(deck)
-    plan, dt, nsub = exact_plan(deck)
-    ini = deck.initial
-    op = SplitOperator(model, plan, ini["position"])
-    op.set_dt(dt)
-    psi = op.propagate(op.initial_state(ini["position"], ini["momentum"], ini["width"], 0),
-                       2600 * 2)
+    op, psi, model, plan = wavefunction_at(scattering("tully3", 10.0), 2600.0)
     rec, _ = FactorizationRecorder(op, model, upsample=4).record(psi)
     d = spectral_derivatives(psi, plan.dx, derivative_table(1)[:2], 4)
     n = np.sum(np.abs(d[0]) ** 2, axis=0)

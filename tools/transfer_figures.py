@@ -149,17 +149,8 @@ def tgeo_forward_backward(t=2780.0):
     and of its forward-moving (k > 0) and backward-moving Fourier parts alone (docs/transfer.md)."""
     from mqcd.analysis.validate import scattering_deck
     from mqcd.exact.factorization import derivative_table, spectral_derivatives
-    from mqcd.exact.propagator import SplitOperator
-    from mqcd.exact.solver import exact_plan
-    from mqcd.io.deck import deck_model, read_deck
-    deck = read_deck(scattering_deck("tully3", 10.0), for_exact=True)
-    model = deck_model(deck)
-    plan, dt, _ = exact_plan(deck)
-    ini = deck.initial
-    op = SplitOperator(model, plan, ini["position"])
-    op.set_dt(dt)
-    psi = op.propagate(op.initial_state(ini["position"], ini["momentum"], ini["width"], 0),
-                       int(round(t / dt)))
+    from mqcd.exact import wavefunction_at
+    op, psi, model, plan = wavefunction_at(scattering_deck("tully3", 10.0), t)
     M, dx, up = model.masses[0], plan.dx[0], 4
 
     def tgeo(ps):       # (1/2M) int (sum_a |d psi_a|^2 - |psi^dagger d psi|^2 / n) / norm
@@ -401,8 +392,7 @@ def cmd_marginal():
     factorization_upsample dependence of int n F.v at the worst Tully 2 record."""
     from mqcd.analysis.transfer import identity_residuals
     from mqcd.analysis.validate import scattering_deck
-    from mqcd.exact import exact_plan, run_exact
-    from mqcd.exact.propagator import SplitOperator
+    from mqcd.exact import exact_plan, run_exact, wavefunction_at
     from mqcd.exact.solver import _as_deck
     from mqcd.exact.transfer import FactorizationRecorder
     rows = ["| case | grid points | dT_marg/dt = int n F.v (rel. to peak power) | at t (a.u.) |",
@@ -424,13 +414,8 @@ def cmd_marginal():
                         f"{res['rate_relative']:.2e} | {t[5:-5][np.argmax(inner)]:.0f} |")
     print("\n".join(rows))
     # the worst Tully 2 record: one near-node sample carries the residual, O(dx_fine)
-    deck, model = _as_deck({**scattering_deck("tully2", 16.0), "exact": {"factorization": True}})
-    plan, dt, _ = exact_plan(deck)
-    ini = deck.initial
-    op = SplitOperator(model, plan, ini["position"])
-    psi = op.initial_state(ini["position"], ini["momentum"], ini["width"], ini["state"])
-    op.set_dt(dt)
-    psi = op.propagate(psi, int(round(6240.0 / dt)))
+    op, psi, model, _ = wavefunction_at({**scattering_deck("tully2", 16.0),
+                                         "exact": {"factorization": True}}, 6240.0)
     print("\nTully 2 k = 16 at t = 6240 a.u. (dT_marg/dt from the records: 1.5e-9 hartree/a.u.):")
     for u in (1, 2, 4, 8):
         out, _ = FactorizationRecorder(op, model, upsample=u).record(psi)

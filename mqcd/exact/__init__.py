@@ -82,6 +82,6 @@ EXACT_KEYS = {
 
 from .grid import GridPlan, plan_grid  # noqa: E402
 from .propagator import SplitOperator  # noqa: E402
-from .solver import exact_plan, run_exact  # noqa: E402
+from .solver import exact_plan, run_exact, wavefunction_at  # noqa: E402
 
-__all__ = ["EXACT_KEYS", "run_exact", "exact_plan", "plan_grid", "GridPlan", "SplitOperator"]
+__all__ = ["EXACT_KEYS", "run_exact", "exact_plan", "wavefunction_at", "plan_grid", "GridPlan", "SplitOperator"]

@@ -36,6 +36,24 @@ def exact_plan(deck):
     return plan, dt_rec / nsub, nsub
 
 
+def wavefunction_at(deck, t):
+    """The deck's initial packet propagated on the solver's grid to time ``t`` (a.u. of time,
+    rounded to the propagator step), without records: for analysing one snapshot.
+
+    Returns ``(op, psi, model, plan)``: the :class:`SplitOperator` (step set), the grid
+    wavefunction psi[a, *grid] (diabatic), the model and the :class:`~mqcd.exact.grid.GridPlan`.
+    """
+    deck, model = _as_deck(deck)
+    plan, dt, _ = exact_plan(deck)
+    ini = deck.initial
+    op = SplitOperator(model, plan, ini["position"], workers=deck.exact.get("workers", 1))
+    psi = op.initial_state(ini["position"], ini["momentum"], ini["width"], ini["state"],
+                           chirp=ini.get("chirp"))
+    op.set_dt(dt)
+    n = int(round(float(t) / dt))
+    return op, (op.propagate(psi, n) if n > 0 else psi), model, plan
+
+
 def run_exact(deck, *, progress=None) -> Result:
     """Propagate the deck's initial wavepacket exactly on a grid (split-operator FFT).
 
