@@ -81,13 +81,17 @@ def test_fixed_point_deposit_is_order_independent_and_accurate(D):
 CASES = [("ehrenfest-qc", "", ONE_D),                       # modes estimator, trajectory route
          ("fssh-coupled", "", ONE_D),                       # kernel estimator
          ("qhd", "", ONE_D),                                # kernel, conservative quantum force
-         ("geometric-ehrenfest-qc", "", ONE_D)]             # kernel, conservative rho2 route
+         ("geometric-ehrenfest-qc", "", ONE_D),             # kernel, conservative rho2 route
+         ("qhd", 'field_method = "fluid"', ONE_D),          # fluid elements (gathered)
+         ("ehrenfest-qc", 'field_method = "exact"', ONE_D),  # oracle fields of the grid solver
+         ("fssh-coupled", 'field_method = "modes"', ONE_D)]
+IDS = ["ehrenfest-qc", "fssh-coupled", "qhd", "geometric-ehrenfest-qc", "qhd-fluid",
+       "ehrenfest-qc-oracle", "fssh-coupled-modes"]
 
 
 @pytest.mark.mpi
 @pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec next to the python executable")
-@pytest.mark.parametrize("method,extra,geom", CASES,
-                         ids=[m for m, _, _ in CASES])
+@pytest.mark.parametrize("method,extra,geom", CASES, ids=IDS)
 def test_grid_path_mpi_equals_serial(tmp_path, monkeypatch, method, extra, geom):
     monkeypatch.setenv("MQCD_GRID_REDUCTION", "allreduce")   # ranks sum their own deposits
     deck = write(tmp_path, "d", method, extra, geom=geom)
@@ -143,6 +147,11 @@ out["h"] = np.concatenate([f.h_density, f.h_regression])
 f = estimate_fields(x[sl], rho[sl], np.ones(D), FieldOptions(method="pairs"), need=("rho",),
                     comm=comm)
 out["pairs"] = rows(f.drho.real, f.drho.imag)
+# tree path (cKDTree neighbour lists within the cutoff, sources gathered), with its divergence
+f = estimate_fields(x[sl], rho[sl], np.ones(D), FieldOptions(method="tree"),
+                    need=("logn2", "rho2"), comm=comm)
+out["tree"] = rows(f.dlogn, f.d2logn, f.drho.real, f.d2rho.imag)
+out["tree_div"] = divergence_pairs(f, x[sl], G[sl])
 # the modal estimator with its subsample (sample < N) and the CTMQC slopes alpha
 est = ModalEstimator({}, types.SimpleNamespace(masses=np.ones(D)), None, comm, ("density", "alpha"))
 est.sample = 500
@@ -158,19 +167,26 @@ if comm.is_root:
 
 @pytest.mark.mpi
 @pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec next to the python executable")
-@pytest.mark.parametrize("D,reduction", [(1, "allreduce"), (2, "gather")])
-def test_estimators_in_pieces_equal_serial(tmp_path, monkeypatch, D, reduction):
-    """estimate_fields / divergence_pairs / the modal estimator called serially and on 3 ranks with
-    the subsample branches taken (spread_sample, mode sample below N): bit-for-bit equal, with the
-    ranks' grids summed (Allreduce) or the sources all-gathered."""
+@pytest.mark.parametrize("D,reduction,transforms", [(1, "allreduce", "auto"),
+                                                    (2, "gather", "distributed"),
+                                                    (3, "allreduce", "distributed")])
+def test_estimators_in_pieces_equal_serial(tmp_path, monkeypatch, D, reduction, transforms):
+    """estimate_fields / divergence_pairs / the modal estimator called serially and on 2 and 3
+    ranks with the subsample branches taken (spread_sample, mode sample below N; the modes' kNN
+    pilot shared out over the ranks): bit-for-bit equal, with the ranks' grids summed (Allreduce)
+    or the sources all-gathered, and the transforms repeated on every rank or shared out (whole
+    source fields per rank on 2 ranks, output columns round-robin on 3, each at all targets, then
+    an all-to-all); the pair and tree paths (sources gathered, each rank at its own targets)
+    likewise."""
     monkeypatch.setenv("MQCD_GRID_REDUCTION", reduction)
+    monkeypatch.setenv("MQCD_GRID_TRANSFORMS", transforms)
     import subprocess
     import sys
     from test_mpi import subprocess_env
     script = tmp_path / "w.py"
     script.write_text(WORKER)
     got = []
-    for ranks in (1, 3):
+    for ranks in (1, 2, 3):                     # 2 ranks: whole fields per rank (transforms)
         out = tmp_path / f"r{ranks}.npz"
         launch = [MPIEXEC, "-n", str(ranks)] if ranks > 1 else []
         subprocess.run(launch + [sys.executable, str(script), str(D), str(out)],

@@ -10,19 +10,24 @@ same loop as ``mqcd run`` (``mqcd.api._Runner``) for ``steps`` steps after a war
 
 * ``step``: wall time per step of the loop (ms);
 * ``fields``: time per step inside the field estimator (``estimate`` + ``divergence``), ms;
-* ``replicated``: the part of ``fields`` every rank repeats on swarm-wide data (grid transforms
-  and spectral products, the modal estimator's subsample pilot and per-mode spreads), ms;
+* ``replicated``: the part of ``fields`` spent in grid transforms and spectral products and in
+  the modal estimator's subsample modes and per-mode spreads, ms: work every rank repeats on
+  swarm-wide data, except the shares that are split over ranks (the kNN pilot of the modes, and
+  in 3D the transforms, :func:`mqcd.fields.grid.split_transforms`);
 * ``comm``: time per step inside the communication layer (``MPIComm.stats``: the integer grid
   Allreduce, exact sums, small reductions, the modal subsample all-gather), ms, with the bytes
   sent per rank; it includes waiting for the slowest rank;
 * the peak resident memory per rank (``ru_maxrss``).
 
-Parallel efficiency is ``t_1 / (P t_P)`` from the same invocation. Models: ``--dim 1`` tully1
+Parallel efficiency is ``t_1 / (P t_P)`` from the same invocation (with ``--repeat``, the median
+over launches made in turn). Models: ``--dim 1`` tully1
 (2 states), ``--dim 3`` spin_boson with 3 modes (2 states). The machine load (``os.getloadavg``)
 is printed before each measurement: on a shared 2-core machine a ratio is only meaningful when
 the other core was idle; ``--control`` also runs P independent serial workers of N/P
 trajectories at the same time, whose step time is what P ranks can reach on the machine as it is
-(shared cores, memory bandwidth) without any communication. ``--json FILE`` keeps the rows for tools/mpi_cost_model.py.
+(shared cores, memory bandwidth) without any communication. ``--repeat R`` launches every
+measurement R times and keeps the fastest (noise on a shared VM only ever slows a run down).
+``--json FILE`` keeps the rows for tools/mpi_cost_model.py.
 """
 import argparse
 import json
@@ -30,7 +35,6 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -168,6 +172,7 @@ def launch(method, ranks, a, ntraj=None, copies=1):
 
 
 def main():
+    import numpy as np
     ap = argparse.ArgumentParser()
     ap.add_argument("--ntraj", type=int, default=100000)
     ap.add_argument("--steps", type=int, default=20)
@@ -178,6 +183,8 @@ def main():
     ap.add_argument("--json", default="")
     ap.add_argument("--control", action="store_true",
                     help="also run P independent serial workers of N/P trajectories at once")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="launch every measurement this many times and keep the fastest")
     ap.add_argument("--worker", action="store_true")
     ap.add_argument("--method", default="ehrenfest-qc")
     a = ap.parse_args()
@@ -189,21 +196,38 @@ def main():
           "comm ms/step | comm share | MB sent/rank/step | efficiency | peak RSS/rank (MB) "
           "| load |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
     for m in a.methods:
-        base = None
+        # --repeat: the rank counts are launched in turn R times (1, 2, 1, 2, ...), so that the
+        # paired runs see the same machine; ms/step is the fastest launch, the efficiency the
+        # median of the paired ratios t_1 / (P t_P) (a shared VM's speed drifts by 20-30 %
+        # over minutes)
+        runs = {r: [] for r in a.ranks}
+        ctrl = {r: [] for r in a.ranks}
+        load = {}
+        for _ in range(a.repeat):
+            for r in a.ranks:
+                load.setdefault(r, os.getloadavg()[0])
+                runs[r].append(launch(m, r, a))
+                if a.control and r > 1:
+                    ctrl[r].append(launch(m, 1, a, ntraj=a.ntraj // r, copies=r)["step_ms"])
+        r0 = a.ranks[0]
         for r in a.ranks:
-            load = os.getloadavg()[0]
-            res = launch(m, r, a)
-            if a.control and r > 1:
-                res["control_ms"] = launch(m, 1, a, ntraj=a.ntraj // r, copies=r)["step_ms"]
+            res = dict(min(runs[r], key=lambda v: v["step_ms"]))
+            eff = float(np.median([r0 * b["step_ms"] / (r * c["step_ms"])
+                                   for b, c in zip(runs[r0], runs[r])]))
+            res["efficiency"] = eff
+            res["step_ms_all"] = [v["step_ms"] for v in runs[r]]
+            if ctrl[r]:
+                res["control_ms"] = min(ctrl[r])
+                res["t_over_control"] = float(np.median([c["step_ms"] / t for c, t in
+                                                         zip(runs[r], ctrl[r])]))
             rows.append(res)
-            base = base or res["step_ms"] * r
             print(f"| {m} | {res['estimator']} | {r} | {res['step_ms']:.1f} | "
                   f"{res['fields_ms']:.1f} | {res['replicated_ms']:.1f} | {res['comm_ms']:.2f} | "
                   f"{res['comm_ms'] / res['step_ms']:.1%} | "
-                  f"{res['comm_bytes_per_step'] / 1e6:.2f} | {base / (r * res['step_ms']):.2f} | "
-                  f"{res['maxrss_mb']:.0f} | {load:.2f} |"
+                  f"{res['comm_bytes_per_step'] / 1e6:.2f} | {eff:.2f} | "
+                  f"{res['maxrss_mb']:.0f} | {load[r]:.2f} |"
                   + (f" control {res['control_ms']:.1f} ms/step: t_P / t_control = "
-                     f"{res['step_ms'] / res['control_ms']:.2f}" if "control_ms" in res else ""),
+                     f"{res['t_over_control']:.2f}" if "control_ms" in res else ""),
                   flush=True)
             if a.json:
                 Path(a.json).write_text(json.dumps(rows, indent=1))

@@ -32,7 +32,10 @@ assignment is a consistent estimate of the density's basins (ToMATo's guarantee)
 so a swarm of two separated packets converges like each packet alone. Cost: the kNN query is
 ``O(N k log N)``, the persistence pass ``O(N k)``, and the kernel sums use the grid path with one
 bandwidth class per distinct mode width (``O(N + G log G)`` per class): no ``N^2`` anywhere
-(``python tools/ctmqc_validation.py cost``).
+(``python tools/ctmqc_validation.py cost``). Under MPI each rank finds the neighbours of its
+block of the subsample (1D: windows of the sorted subsample, two numbers per point; D > 1: one
+``cKDTree`` query per block) and one all-gather assembles the pilot; the persistence merge, a
+sequential union-find, is repeated on every rank (~10 ms for the 20000-point subsample in 1D).
 
 With one mode the widths are the global normal-reference rule with Silverman's spread: a
 single Gaussian packet is estimated exactly as before.
@@ -53,53 +56,70 @@ from .kernel import KernelEstimator
 from .multiindex import multi_indices
 
 
-def pilot_neighbours(x, k=None):
-    """kNN pilot: ``(log_density (N,), neighbours (N, k) int64)``; ``k`` default
-    ``clip(2 sqrt(N), 16, 64)`` (at most ``N - 1``). Distances in per-dof standard deviations."""
+def _block(N, comm):
+    """This rank's contiguous block ``[i0, i1)`` of ``N`` rows (all rows serially)."""
+    if comm is None:
+        return 0, N
+    return N * comm.rank // comm.size, N * (comm.rank + 1) // comm.size
+
+
+def pilot_neighbours(x, k=None, comm=None):
+    """kNN pilot of the rows ``x`` (N, D) (the same on every rank): ``(log_density (N,),
+    neighbours, order, k)``; ``k`` default ``clip(2 sqrt(N), 16, 64)`` (at most ``N - 1``).
+    Distances in per-dof standard deviations.
+
+    In 1D the rows are sorted (``order``) and the neighbours of sorted row ``i`` are the window
+    ``start[i] .. start[i] + k`` without ``i`` (``neighbours = start`` (N,) int64, indices and
+    densities in sorted order); in D > 1 ``neighbours`` is (N, k) int32 into the rows of ``x``
+    and ``order`` is None. With ``comm``, each rank finds the neighbours of its block of rows and
+    one all-gather assembles them: every row is computed exactly as serially (its own query), so
+    the result does not depend on the number of ranks."""
     x = np.asarray(x, dtype=np.float64)
     N, D = x.shape
     if k is None:
         k = int(np.clip(np.ceil(2.0 * np.sqrt(N)), 16, 64))
     k = int(min(k, N - 1))
     if k < 1:
-        return np.zeros(N), np.zeros((N, 0), dtype=np.int64)
+        return np.zeros(N), np.zeros((N, 0), dtype=np.int32), None, 0
+    i0, i1 = _block(N, comm)
+    gather = (lambda a: a) if comm is None else comm.allgather_rows
     if D == 1:                       # sorted merge of the two sides: O(N k), no tree
         order = np.argsort(x[:, 0], kind="stable")
-        rk, nb = _knn_sorted(np.ascontiguousarray(x[order, 0]), k)
-        idx = np.empty((N, k), dtype=np.int64)
-        idx[order] = order[nb]
-        r = np.empty(N)
-        r[order] = rk
-        return -np.log(np.maximum(r, 1e-300)), idx
+        rk, start = _knn_window(np.ascontiguousarray(x[order, 0]), k, i0, i1)
+        rk, start = gather(rk), gather(start)
+        return -np.log(np.maximum(rk, 1e-300)), start, order, k
     s = x.std(axis=0)
     s = np.where(s > 0, s, 1.0)
     tree = cKDTree(x / s)
-    dist, idx = tree.query(x / s, k=k + 1)
-    rk = np.maximum(dist[:, -1], 1e-300)
-    return -D * np.log(rk), np.ascontiguousarray(idx[:, 1:], dtype=np.int64)
+    dist, idx = tree.query(x[i0:i1] / s, k=k + 1)
+    rk = gather(np.maximum(dist[:, -1], 1e-300))
+    nbr = gather(np.ascontiguousarray(idx[:, 1:], dtype=np.int32))
+    return -D * np.log(rk), nbr, None, k
 
 
 @njit(cache=True)
-def _knn_sorted(xs, k):
-    """k nearest neighbours of every point of the sorted 1D array ``xs``: (distance to the k-th
-    (N,), indices into xs (N, k))."""
+def _knn_window(xs, k, i0, i1):
+    """k nearest neighbours of the points ``i0 .. i1 - 1`` of the sorted 1D array ``xs``:
+    (distance to the k-th, first index of the window of the k neighbours and the point itself),
+    both (i1 - i0,)."""
     N = xs.size
-    rk = np.empty(N)
-    nb = np.empty((N, k), dtype=np.int64)
-    for i in range(N):
+    rk = np.empty(i1 - i0)
+    start = np.empty(i1 - i0, dtype=np.int64)
+    for i in range(i0, i1):
         lo, hi = i - 1, i + 1
+        r = 0.0
         for a in range(k):
             dl = xs[i] - xs[lo] if lo >= 0 else np.inf
             dh = xs[hi] - xs[i] if hi < N else np.inf
             if dl <= dh:
-                nb[i, a] = lo
-                rk[i] = dl
+                r = dl
                 lo -= 1
             else:
-                nb[i, a] = hi
-                rk[i] = dh
+                r = dh
                 hi += 1
-    return rk, nb
+        rk[i - i0] = r
+        start[i - i0] = lo + 1
+    return rk, start
 
 
 @njit(cache=True)
@@ -115,18 +135,27 @@ def _find(parent, i):
 
 
 @njit(cache=True)
-def _persistence_modes(logf, nbr, log_persistence, min_size):
-    N, k = nbr.shape
+def _persistence_modes(logf, nbr, window, k, log_persistence, min_size):
+    """ToMATo merge over the kNN graph: ``nbr`` (N, k) neighbour indices, or (``window``, 1D)
+    (N, 1) window starts: the neighbours of ``i`` are ``nbr[i, 0] .. nbr[i, 0] + k`` without
+    ``i``. The result does not depend on the order of a point's neighbours (ties of peak height
+    go to the lower root)."""
+    N = logf.size
     order = np.argsort(-logf)
     parent = np.full(N, -1, dtype=np.int64)
     peak = np.empty(N)
     size = np.zeros(N, dtype=np.int64)
-    roots = np.empty(k, dtype=np.int64)
+    roots = np.empty(k + 1, dtype=np.int64)
     for i in order:
         nr = 0
         best = -1
-        for a in range(k):
-            j = nbr[i, a]
+        for a in range(k + 1 if window else k):
+            if window:
+                j = nbr[i, 0] + a
+                if j == i:
+                    continue
+            else:
+                j = nbr[i, a]
             if parent[j] < 0:
                 continue
             r = _find(parent, j)
@@ -137,7 +166,7 @@ def _persistence_modes(logf, nbr, log_persistence, min_size):
             if not seen:
                 roots[nr] = r
                 nr += 1
-                if best < 0 or peak[r] > peak[best]:
+                if best < 0 or peak[r] > peak[best] or (peak[r] == peak[best] and r < best):
                     best = r
         if best < 0:
             parent[i] = i
@@ -166,14 +195,22 @@ def sample_step(N, sample=20000):
     return 1 if N <= sample else -(-N // sample)
 
 
-def sample_modes(xs, persistence=0.3, k=None):
-    """Modes of the rows ``xs`` (the subsample): ``(labels_s (n_s,) int64 in 0..C-1, C)``.
-    Deterministic, so every MPI rank finds the same modes from the gathered subsample."""
+def sample_modes(xs, persistence=0.3, k=None, comm=None):
+    """Modes of the rows ``xs`` (the subsample, the same on every rank): ``(labels_s (n_s,)
+    int64 in 0..C-1, C)``, modes numbered by their densest row's index in ``xs``.
+    Deterministic; with ``comm`` the kNN pilot is shared out over the ranks
+    (:func:`pilot_neighbours`) and the merge repeated on each, with the same result."""
     xs = np.ascontiguousarray(xs, dtype=np.float64)
     if xs.shape[0] < 4:
         return np.zeros(xs.shape[0], dtype=np.int64), 1
-    logf, nbr = pilot_neighbours(xs, k)
-    raw = _persistence_modes(logf, nbr, float(np.log(persistence)), int(nbr.shape[1]))
+    logf, nbr, order, k = pilot_neighbours(xs, k, comm)
+    window = nbr.ndim == 1
+    raw = _persistence_modes(logf, nbr.reshape(nbr.shape[0], -1) if window else nbr, window, k,
+                             float(np.log(persistence)), k)
+    if order is not None:            # sorted (1D) indices back to rows of xs
+        out = np.empty_like(raw)
+        out[order] = order[raw]
+        raw = out
     uniq, labels = np.unique(raw, return_inverse=True)
     return labels.astype(np.int64), int(uniq.size)
 
@@ -297,7 +334,7 @@ class ModalEstimator(KernelEstimator):
         m = sample_step(N, self.sample)
         xs = x[::m] if dist is None else comm.allgather_rows(np.ascontiguousarray(
             x[dist.subsample(m)]))
-        lab_s, C = sample_modes(xs, self.persistence)
+        lab_s, C = sample_modes(xs, self.persistence, comm=None if dist is None else comm)
         if m > 1:
             labels = nearest_sample(xs, lab_s, x)
         else:

@@ -15,10 +15,18 @@ default path of the kernel estimator (grid path, Fisher or standard-deviation sp
   ``Allreduce`` (integer addition is associative, so the sum does not depend on the number of
   ranks or the order), converted to float once, transformed on every rank and interpolated at
   the rank's own trajectories. Neither positions nor density matrices leave their rank.
+  Where the transforms dominate (3D grids, :func:`mqcd.fields.grid.split_transforms`), the
+  ranks share them out instead: each transforms its own run of output columns, interpolates
+  them at all positions (all-gathered, ``D`` doubles per trajectory) and one ``Alltoallv``
+  returns each rank its rows of every column.
 
 The pair and tree paths (small swarms, ``D > 3``, grids too large) all-gather the source fields
-(and the positions) in global order and each rank sums at its own targets in the serial order.
-The modal estimator (:mod:`mqcd.fields.density`) gathers its subsample of at most 20000 positions.
+(and the positions) in global order and each rank sums at its own targets; the tree path's
+neighbour lists are sorted per target (:func:`mqcd.fields.kernels.neighbour_lists`), so each
+target's sum runs in ascending source order whichever query built them.
+The modal estimator (:mod:`mqcd.fields.density`) gathers its subsample of at most 20000 positions;
+each rank finds the k nearest neighbours of its block of the subsample and one all-gather
+assembles the pilot, on which every rank repeats the (sequential) persistence merge.
 
 So every estimate is bit-for-bit the serial estimate, for any number of ranks.
 """

@@ -178,6 +178,32 @@ def reduction_by_gather(n_sources, D, m, C, G):
     return n_sources * (D + m + 2) < 4 * C * G * m
 
 
+def split_transforms(N, D, G, n_out):
+    """Under MPI, whether the ranks share out the inverse transforms (each rank transforms every
+    P-th output column and interpolates it at the whole swarm's positions, then one all-to-all
+    returns each rank its rows) instead of every rank transforming all columns. True where the
+    replicated transforms (``~5 n_out G log2 G`` ns) would cost more than moving the positions
+    and the interpolated values (``~8 N (D + n_out)`` bytes at ~1 byte/ns): the 3D grids, not
+    the 1D ones. Environment ``MQCD_GRID_TRANSFORMS = "replicated" | "distributed"`` forces one
+    (tests, benchmarks); both give the same bits."""
+    force = os.environ.get("MQCD_GRID_TRANSFORMS", "auto")
+    if force in ("replicated", "distributed"):
+        return force == "distributed"
+    return 5.0 * n_out * G * math.log2(max(G, 2)) > 8.0 * N * (D + n_out)
+
+
+def transform_owners(col_f, P):
+    """Rank owning each output column when the ranks share out the transforms
+    (:func:`split_transforms`): ``(n_out,)`` int64. The columns, ordered by their source field,
+    are cut into ``P`` runs of equal length: every rank inverse-transforms the same number of
+    columns and forward-transforms only the fields of its run (a field whose columns straddle a
+    cut is transformed by both ranks). Deterministic: every rank computes the same owners."""
+    n_out = col_f.shape[0]
+    owner = np.empty(n_out, dtype=np.int64)
+    owner[np.argsort(col_f, kind="stable")] = (np.arange(n_out) * P) // max(n_out, 1)
+    return owner
+
+
 def fixed_scales(F, n_sources, comm=None):
     """Per-column fixed-point scales ``2**(62 - E_f)`` with ``2**E_f > n_sources * max|F[:, f]|``
     (the maximum over all ranks): no cell sum of the deposit can reach 2**62 in magnitude."""
@@ -362,10 +388,15 @@ def grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau, *
     out : optional ``(M, n_out)`` output array; ws : workspace for the deposition grid.
     dist : :class:`mqcd.fields.distributed.Distributed` or None. With it, ``xs``/``F`` are this
         rank's sources only: each rank deposits its own, the fixed-point grids are summed over
-        ranks (one integer Allreduce per batch) and every rank transforms the whole grid and
-        interpolates at its own targets ``xt``; the grid covers the whole swarm (``dist.lo``,
-        ``dist.hi``). The deposit is exact integer arithmetic, so the result is bit-for-bit the
-        same for any number of ranks (and equal to ``dist=None`` on the whole swarm).
+        ranks (one integer Allreduce per batch, or the sources all-gathered,
+        :func:`reduction_by_gather`) and every rank transforms the whole grid and interpolates
+        at its own targets ``xt``; or, where the transforms dominate (:func:`split_transforms`,
+        3D), each rank transforms only the output columns it owns (:func:`transform_owners`),
+        interpolates them at every rank's targets and one all-to-all returns each rank its rows.
+        The grid covers the whole swarm (``dist.lo``, ``dist.hi``). The deposit is exact integer
+        arithmetic and every (target, column) value is computed by the same operations whichever
+        rank computes it, so the result is bit-for-bit the same for any number of ranks (and
+        equal to ``dist=None`` on the whole swarm).
 
     Returns ``(M, n_out)`` float64.
     """
@@ -387,6 +418,8 @@ def grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau, *
     m = F.shape[1]
     shp = tuple(int(v) for v in shape)
     Greal = int(np.prod(shape))
+    tcomm = (comm if comm is not None and comm.size > 1
+             and split_transforms(n_src, D, Greal, n_out) else None)
     if comm is not None and comm.size > 1 and reduction_by_gather(n_src, D, m, C, Greal):
         # fewer bytes to all-gather the sources than to Allreduce the fixed-point grids: every
         # rank deposits the whole swarm (the same integer cells, so the same result)
@@ -426,6 +459,14 @@ def grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau, *
     if out is None:
         out = np.empty((xt.shape[0], n_out))
     xt_c = np.ascontiguousarray(xt, dtype=np.float64)
+    dest, col_of = out, np.arange(n_out)
+    if tcomm is not None:
+        # this rank transforms the output columns it owns, at every rank's targets
+        owner = transform_owners(col_f, tcomm.size)
+        counts = tcomm.allgather_rows(np.array([xt_c.shape[0]], np.int64))
+        xt_c = tcomm.allgather_rows(xt_c)
+        col_of = np.cumsum(owner == tcomm.rank) - 1
+        dest = np.empty((xt_c.shape[0], int(np.sum(owner == tcomm.rank))))
     chunk = 256
     perm = None
     # memory bound: source fields are deposited and transformed max_batch_doubles / (C G) at a
@@ -435,7 +476,9 @@ def grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau, *
     for fa in range(0, m, mb):
         fb = min(m, fa + mb)
         cols = np.flatnonzero((col_f >= fa) & (col_f < fb))
-        if cols.size == 0:
+        if tcomm is not None:
+            cols = cols[owner[cols] == tcomm.rank]
+        if cols.size == 0 and tcomm is None:
             continue
         acc = ws.array("grid_deposit", (2, C, Greal, fb - fa), np.int64)
         Fc = F if (fa == 0 and fb == m) else np.ascontiguousarray(F[:, fa:fb])
@@ -447,25 +490,35 @@ def grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau, *
         if comm is not None and comm.size > 1:
             acc = comm.sum(acc.view(np.uint64)).view(np.int64)   # modular: exact, any order
         grid = fixed_to_float(acc, e)
+        if cols.size == 0:                  # none of this batch's columns is this rank's
+            continue
         grid = np.moveaxis(grid.reshape((C,) + shp + (fb - fa,)), -1, 1)        # (C, m, G...)
-        Fh = sfft.rfftn(grid, axes=tuple(range(2, 2 + D)), workers=workers)    # (C, m, K...)
+        # forward transforms of the fields that this batch's (this rank's) columns need
+        need_f = np.unique(col_f[cols])
+        slot = np.full(fb - fa, -1, dtype=np.int64)
+        slot[need_f - fa] = np.arange(need_f.size)
+        if need_f.size < fb - fa:
+            grid = grid[:, need_f - fa]
+        Fh = sfft.rfftn(grid, axes=tuple(range(2, 2 + D)), workers=workers)    # (C, m', K...)
         del grid
         hshape = Fh.shape[2:]
         sh3 = tuple(hshape) + (1,) * (3 - D)   # spectra as 3-D arrays for the fused multiply
-        Fh3 = np.ascontiguousarray(np.moveaxis(Fh.reshape((C, fb - fa) + sh3), 1, 0))
+        Fh3 = np.ascontiguousarray(np.moveaxis(Fh.reshape((C, need_f.size) + sh3), 1, 0))
         del Fh
         for a in range(0, cols.size, nb):
             batch = cols[a:a + nb]
             Rh = np.zeros((batch.size,) + sh3, dtype=np.complex128)
             for i, q in enumerate(batch):
                 o = int(col_op[q])
-                _spec_mul(Fh3[col_f[q] - fa], factor(0, o), factor(1, o), factor(2, o), Rh[i])
+                _spec_mul(Fh3[slot[col_f[q] - fa]], factor(0, o), factor(1, o), factor(2, o),
+                          Rh[i])
             R = sfft.irfftn(Rh.reshape((batch.size,) + tuple(hshape)), s=shp,
                             axes=tuple(range(1, 1 + D)), workers=workers)
             R = R.reshape(batch.size, Greal)
-            contiguous = batch[-1] - batch[0] == batch.size - 1
-            dst = out if contiguous else np.empty((xt.shape[0], batch.size))
-            c0 = int(batch[0]) if contiguous else 0
+            lcols = col_of[batch]
+            contiguous = lcols[-1] - lcols[0] == batch.size - 1
+            dst = dest if contiguous else np.empty((xt_c.shape[0], batch.size))
+            c0 = int(lcols[0]) if contiguous else 0
             if D == 1:
                 _interpolate1(xt_c, R, lo, dx, order, dst, c0, chunk)
             else:
@@ -474,5 +527,13 @@ def grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau, *
                 _interpolate(xt_c, np.ascontiguousarray(R.T), lo, dx, shape, order, dst, c0, chunk,
                              perm)
             if not contiguous:
-                out[:, batch] = dst
+                dest[:, lcols] = dst
+    if tcomm is not None:                   # each rank its rows of every column
+        P, me = tcomm.size, tcomm.rank
+        row0 = np.concatenate([[0], np.cumsum(counts)])
+        ncol = [int(np.sum(owner == r)) for r in range(P)]
+        got = tcomm.alltoall_blocks([dest[row0[q]:row0[q + 1]] for q in range(P)],
+                                    [int(counts[me]) * ncol[r] for r in range(P)])
+        for r in range(P):
+            out[:, owner == r] = got[r].reshape(int(counts[me]), ncol[r])
     return out

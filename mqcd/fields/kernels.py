@@ -239,7 +239,8 @@ def neighbour_lists(xt, xs, h, radius, *, same=False, max_pairs_per_chunk=30_000
         Memory bound: otherwise targets are processed in chunks sized from an estimate of the mean
         neighbour count so that one chunk holds about this many pairs.
 
-    Returns ``(ptr, idx)`` int64 arrays of shapes ``(M + 1,)`` and ``(n_pairs,)``.
+    Returns ``(ptr, idx)`` int64 arrays of shapes ``(M + 1,)`` and ``(n_pairs,)``, each row's
+    sources in ascending order.
     """
     zt = np.ascontiguousarray(xt / h)
     zs = np.ascontiguousarray(xs / h)
@@ -250,7 +251,7 @@ def neighbour_lists(xt, xs, h, radius, *, same=False, max_pairs_per_chunk=30_000
     mean = max(1.0, float(np.mean(tree_s.query_ball_point(probe, radius, return_length=True))))
     if same and 0.5 * mean * M <= max_pairs_per_chunk:
         pairs = tree_s.query_pairs(radius, output_type="ndarray").astype(np.int64, copy=False)
-        return _csr_from_half_pairs(pairs, M)
+        return _sort_rows(*_csr_from_half_pairs(pairs, M))
     chunk = int(max(1, min(M, max_pairs_per_chunk // mean)))
     ptrs, idxs = [np.zeros(1, dtype=np.int64)], []
     offset = 0
@@ -264,6 +265,16 @@ def neighbour_lists(xt, xs, h, radius, *, same=False, max_pairs_per_chunk=30_000
         offset += ix.shape[0]
     ptr = np.concatenate(ptrs)
     idx = np.concatenate(idxs) if idxs else np.zeros(0, dtype=np.int64)
+    return _sort_rows(ptr, idx)
+
+
+@njit(cache=True)
+def _sort_rows(ptr, idx):
+    """Sort each CSR row's source indices (in place): the kernel sums then add a target's
+    neighbours in ascending source order whichever query built the lists, so a target's sum is
+    the same serially and under MPI (where the targets are one rank's and the sources all)."""
+    for t in range(ptr.shape[0] - 1):
+        idx[ptr[t]:ptr[t + 1]] = np.sort(idx[ptr[t]:ptr[t + 1]])
     return ptr, idx
 
 

@@ -45,7 +45,9 @@ Parts (``[method]`` keys of ``ehrenfest-qc`` and ``fssh-coupled`` on the traject
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
+from ..electronic.adiabatic import to_adiabatic, to_diabatic
 from ..io.schema import Key, non_negative, positive
 
 CTMQC_KEYS = {
@@ -172,8 +174,8 @@ def reset_forces(fmom, rho_a, threshold):
 
 
 def adiabatic(rho, V):
-    """``V^dagger rho V`` (N, ns, ns)."""
-    return np.einsum("ian,iab,ibm->inm", np.conj(V), rho, V)
+    """``V^dagger rho V`` (N, ns, ns) (:func:`mqcd.electronic.adiabatic.to_adiabatic`)."""
+    return to_adiabatic(np.ascontiguousarray(rho), np.ascontiguousarray(V))
 
 
 def pair_differences(fmom):
@@ -196,12 +198,12 @@ def pair_centre_velocity(comm, x, alpha, u, P, Df, masses, groups=None, n_groups
     N, D, ns, _ = Df.shape
     g = np.zeros(N, dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
     C = int(n_groups) if groups is not None else 1
-    a = alpha[:, :, None, None] * Df * P[:, None]                    # (N, D, ns, ns)
-    K = D * ns * ns
-    rows = np.zeros((N, C, 3, K))
-    rows[np.arange(N), g, 0] = (a * x[:, :, None, None]).reshape(N, K)
-    rows[np.arange(N), g, 1] = a.reshape(N, K)
-    rows[np.arange(N), g, 2] = np.abs(a).reshape(N, K)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    alpha = np.ascontiguousarray(alpha, dtype=np.float64)
+    Df = np.ascontiguousarray(Df, dtype=np.float64)
+    P = np.ascontiguousarray(P, dtype=np.float64)
+    rows = np.zeros((N, C, 3, D, ns, ns))
+    _pair_rows(x, alpha, Df, P, g, rows)
     s = comm.sum_rows(rows.reshape(N, -1)).reshape(C, 3, D, ns, ns)
     num, den, scale = s[:, 0], s[:, 1], s[:, 2]
     # a centre is defined where the weights do not cancel (|sum a| > 1e-10 sum |a|); it may lie
@@ -210,44 +212,120 @@ def pair_centre_velocity(comm, x, alpha, u, P, Df, masses, groups=None, n_groups
     ok = np.abs(den) > 1e-10 * np.maximum(scale, 1e-300)
     R0 = np.where(ok, num / np.where(ok, den, 1.0), 0.0)              # (C, D, ns, ns)
     xi = 1.0 / np.asarray(masses, dtype=np.float64)
-    dx = x[:, :, None, None] - R0[g]
-    unm = xi[None, :, None, None] * alpha[:, :, None, None] * dx
-    own = u[:, :, None, None] * np.ones((1, 1, ns, ns))
-    if distance > 0:
-        width = np.sqrt(0.5 / alpha)                                    # (N, D) bohr
-        near = np.all(np.abs(dx) <= distance * width[:, :, None, None], axis=1)   # (N, ns, ns)
-        unm = np.where(near[:, None], unm, 0.0 if far == "zero" else own)
-    return np.where(ok[g], unm, own), R0
+    unm = np.empty((N, D, ns, ns))
+    _pair_velocity(x, alpha, np.ascontiguousarray(u, dtype=np.float64), R0, ok, g, xi,
+                   float(distance), far == "zero", unm)
+    return unm, R0
+
+
+@njit(cache=True)
+def _pair_rows(x, alpha, Df, P, g, rows):
+    """Rows of the centre sums: ``a x``, ``a`` and ``|a|`` with ``a = alpha Df P`` in the block of
+    each trajectory's group (``rows`` (N, C, 3, D, ns, ns), zero elsewhere)."""
+    N, D, ns, _ = Df.shape
+    for i in range(N):
+        c = g[i]
+        for j in range(D):
+            for n in range(ns):
+                for m in range(ns):
+                    a = alpha[i, j] * Df[i, j, n, m] * P[i, n, m]
+                    rows[i, c, 0, j, n, m] = a * x[i, j]
+                    rows[i, c, 1, j, n, m] = a
+                    rows[i, c, 2, j, n, m] = abs(a)
+
+
+@njit(cache=True)
+def _pair_velocity(x, alpha, u, R0, ok, g, xi, distance, far_zero, unm):
+    """``u_nm = xi alpha (x - R0_nm)`` per trajectory and pair; the trajectory's own ``u`` where
+    the pair's centre is undefined, and beyond ``distance`` widths of it ``u`` or zero."""
+    N, D, ns, _ = unm.shape
+    for i in range(N):
+        c = g[i]
+        for n in range(ns):
+            for m in range(ns):
+                near = True
+                if distance > 0.0:
+                    for j in range(D):
+                        width = np.sqrt(0.5 / alpha[i, j])
+                        if not abs(x[i, j] - R0[c, j, n, m]) <= distance * width:
+                            near = False
+                for j in range(D):
+                    if not ok[c, j, n, m]:
+                        unm[i, j, n, m] = u[i, j]
+                    elif near:
+                        unm[i, j, n, m] = xi[j] * alpha[i, j] * (x[i, j] - R0[c, j, n, m])
+                    else:
+                        unm[i, j, n, m] = 0.0 if far_zero else u[i, j]
 
 
 def correction_and_force(rho_a, V, Df, unm, E, v, masses, qc_force, energy_floor, dt=None,
                          fraction=0.0):
     """``(G (N, ns, ns) diabatic, F (N, D))`` of the quantum coupling (module docstring).
 
+    ``rho_a`` (N, ns, ns) adiabatic density matrices, ``V`` (N, ns, ns) eigenvectors, ``Df``
+    (N, D, ns, ns) bohr^-1, ``unm`` (N, D, ns, ns) bohr per a.u. of time, ``E`` (N, ns) hartree,
+    ``v`` (N, D) bohr per a.u. of time, ``masses`` (D,) electron masses.
+
     ``qc_force = "energy"``: the nuclei can pay for the correction's electronic energy change
     only while they move, so ``G`` is scaled by ``T / (T + energy_floor)`` and, with ``dt`` and
     ``fraction > 0`` given, further so that one step's electronic energy change is at most
     ``fraction`` of the trajectory's kinetic energy (a step cannot resolve faster transfer; it
-    would demand energy the nuclei do not have); the force then conserves energy at every T."""
-    s = np.einsum("ijnm,ijnm->inm", unm, Df)                          # u_nm . Df_nm
-    P = np.abs(rho_a) ** 2
-    if qc_force == "energy":
-        M = np.asarray(masses, dtype=np.float64)
-        mv2 = np.sum(M[None, :] * v * v, axis=1)
-        lam = mv2 / (mv2 + 2.0 * energy_floor)
-        if dt is not None and fraction > 0:
-            dE = E[:, :, None] - E[:, None, :]
-            pe = np.abs(np.einsum("inm,inm,inm->i", P, s, dE)) * lam
-            lam = lam * np.minimum(1.0, fraction * 0.5 * mv2 / np.maximum(pe * dt, 1e-300))
-        s = s * lam[:, None, None]
-    Ga = 1j * s * rho_a
-    G = np.einsum("ian,inm,ibm->iab", V, Ga, np.conj(V))
+    would demand energy the nuclei do not have); the force then conserves energy at every T.
+    One compiled pass over the swarm (:func:`_correction_kernel`), then the back-transform."""
+    N, D, ns, _ = Df.shape
+    Ga = np.empty((N, ns, ns), dtype=np.complex128)
+    F = np.empty((N, D))
+    _correction_kernel(np.ascontiguousarray(rho_a), np.ascontiguousarray(Df),
+                       np.ascontiguousarray(unm), np.ascontiguousarray(E, dtype=np.float64),
+                       np.ascontiguousarray(v, dtype=np.float64),
+                       np.ascontiguousarray(masses, dtype=np.float64), qc_force == "energy",
+                       float(energy_floor), 0.0 if dt is None else float(dt),
+                       float(fraction), Ga, F)
+    G = to_diabatic(Ga, np.ascontiguousarray(V))
     G = 0.5 * (G + np.conj(np.swapaxes(G, 1, 2)))
-    if qc_force == "gradient":
-        F = np.einsum("inm,inm,iknm->ik", P, s, Df)
-    else:
-        dE = E[:, :, None] - E[:, None, :]
-        power_el = np.einsum("inm,inm,inm->i", P, s, dE)              # d E_el / dt of G
-        mv = M[None, :] * v
-        F = -(power_el / np.maximum(mv2, 1e-300))[:, None] * mv
     return G, F
+
+
+@njit(cache=True)
+def _correction_kernel(rho_a, Df, unm, E, v, M, energy, floor, dt, fraction, Ga, F):
+    """Per trajectory: ``s_nm = u_nm . Df_nm``, the energy scaling ``lam`` (``energy``), the
+    adiabatic correction ``Ga = i lam s rho_a`` and the force ``F`` (gradient or energy form)."""
+    N, D, ns, _ = Df.shape
+    s = np.empty((ns, ns))
+    for i in range(N):
+        for n in range(ns):
+            for m in range(ns):
+                acc = 0.0
+                for j in range(D):
+                    acc += unm[i, j, n, m] * Df[i, j, n, m]
+                s[n, m] = acc
+        lam = 1.0
+        mv2 = 0.0
+        power = 0.0
+        if energy:
+            for j in range(D):
+                mv2 += M[j] * v[i, j] * v[i, j]
+            lam = mv2 / (mv2 + 2.0 * floor)
+            for n in range(ns):
+                for m in range(ns):
+                    r = rho_a[i, n, m]
+                    power += (r.real * r.real + r.imag * r.imag) * s[n, m] * (E[i, n] - E[i, m])
+            if dt > 0.0 and fraction > 0.0:
+                pe = abs(power) * lam
+                lam = lam * min(1.0, fraction * 0.5 * mv2 / max(pe * dt, 1e-300))
+            power *= lam
+        for n in range(ns):
+            for m in range(ns):
+                Ga[i, n, m] = 1j * (lam * s[n, m]) * rho_a[i, n, m]
+        if energy:
+            c = -power / max(mv2, 1e-300)
+            for k in range(D):
+                F[i, k] = c * M[k] * v[i, k]
+        else:
+            for k in range(D):
+                acc = 0.0
+                for n in range(ns):
+                    for m in range(ns):
+                        r = rho_a[i, n, m]
+                        acc += (r.real * r.real + r.imag * r.imag) * s[n, m] * Df[i, k, n, m]
+                F[i, k] = acc

@@ -206,6 +206,7 @@ class LadderParts:
         self.drho = None
         self.last_fields = None
         self.fmom = None             # (N, D, ns) accumulated adiabatic forces (route 'trajectory')
+        self.rho_a = None            # (N, ns, ns) adiabatic rho of the current step (route (b))
         self.grad_prev = None        # (N, D, ns) d E_n at the previous step
         self.G_now = None
         self.G_prev = None
@@ -236,12 +237,14 @@ class LadderParts:
         f = self.estimator.estimate(sw)
         if trajectory:
             E, V = sw.ensure_adiabatic()
+            # adiabatic rho, once per step (the reset, the energy shell and the CTMQC parts)
+            self.rho_a = (adiabatic(sw.rho, V) if self.ctmqc_parts or self.reset == "population"
+                          or self.acc_force == "energy-shell" else None)
             if self.reset == "population":
-                reset_forces(self.fmom, adiabatic(sw.rho, V), self.reset_thr)
+                reset_forces(self.fmom, self.rho_a, self.reset_thr)
             self.f_used = self.fmom
             if self.acc_force == "energy-shell":
-                self.f_used = energy_shell_momenta(sw.p, self.model.masses, E,
-                                                   adiabatic(sw.rho, V))
+                self.f_used = energy_shell_momenta(sw.p, self.model.masses, E, self.rho_a)
             _, drho = trajectory_derivatives(sw.rho, sw.dH, E, V, self.f_used, basis=self.basis,
                                              out=self.ws_route)
             f.rho, f.drho = sw.rho, drho
@@ -317,7 +320,7 @@ class LadderParts:
     def _ctmqc_correction(self, sw, f, geo, shift):
         """Route (b) with the CTMQC parts (mqcd/methods/ctmqc.py): ``(G, force)``."""
         E, V = sw.ensure_adiabatic()
-        rho_a = adiabatic(sw.rho, V)
+        rho_a = self.rho_a if self.rho_a is not None else adiabatic(sw.rho, V)
         Df = pair_differences(self.f_used)
         ns = rho_a.shape[1]
         if self.qmom == "pair-centre":
@@ -325,10 +328,20 @@ class LadderParts:
             if self.qmom_slope == "mode":  # each mode (or the swarm) as one Gaussian
                 s = f.extra.get("mode_spread")
                 if s is None:
-                    s = np.broadcast_to(np.asarray(f.extra["spread"], np.float64),
-                                        sw.x.shape)
+                    # kernel estimator: its swarm spread; estimators without one (oracle, fluid
+                    # elements): the swarm's standard deviation (exact sums, rank-independent)
+                    sp = f.extra.get("spread")
+                    if sp is None:
+                        n = self.comm.sum_rows(np.ones((sw.ntraj, 1)))[0]
+                        mean = self.comm.sum_rows(sw.x) / n
+                        sp = np.sqrt(self.comm.sum_rows((sw.x - mean) ** 2) / n)
+                    s = np.broadcast_to(np.asarray(sp, np.float64), sw.x.shape)
                 alpha = 0.5 / np.asarray(s) ** 2
             elif alpha is None:            # one fixed bandwidth: alpha = 1 / (2 h^2)
+                if f.h_density is None:
+                    raise ValueError(f"[method] qmom_slope = 'kernel' needs a kernel density "
+                                     f"estimate; field_method = '{self.estimator.name}' has none "
+                                     f"(use qmom_slope = 'mode')")
                 h = np.asarray(f.h_density, dtype=np.float64)
                 lam = np.ones(sw.ntraj) if f.lam is None else np.asarray(f.lam)   # this rank's
                 alpha = 0.5 / (h[None, :] * lam[:, None]) ** 2

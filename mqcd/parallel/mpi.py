@@ -164,6 +164,22 @@ class MPIComm:
         self.stats.add("allgather_rows", a.nbytes, time.perf_counter() - t)
         return out
 
+    def alltoall_blocks(self, blocks, recv_sizes):
+        """Personalised exchange: ``blocks[q]`` (this rank's flat float64 array for rank q) goes
+        to rank q; returns the list of the flat arrays received from ranks 0..P-1, of the sizes
+        ``recv_sizes`` (which the caller knows). One ``Alltoallv``."""
+        t = time.perf_counter()
+        send = np.concatenate([np.ascontiguousarray(b, dtype=np.float64).ravel()
+                               for b in blocks]) if blocks else np.zeros(0)
+        sc = np.array([np.asarray(b).size for b in blocks], dtype=np.int64)
+        rc = np.asarray(recv_sizes, dtype=np.int64)
+        recv = np.empty(int(rc.sum()))
+        self.comm.Alltoallv([send, sc, self._displs(sc), MPI.DOUBLE],
+                            [recv, rc, self._displs(rc), MPI.DOUBLE])
+        self.stats.add("alltoall", send.nbytes, time.perf_counter() - t)
+        d = self._displs(rc)
+        return [recv[d[r]:d[r] + rc[r]] for r in range(self.size)]
+
     def scatter_rows(self, a, counts=None):
         """Inverse of gather_rows: rank 0 passes the whole array (others anything, e.g. None);
         rank r receives ``counts[r]`` rows (default: the block decomposition of all rows)."""
