@@ -489,16 +489,17 @@ def grid_sums(xt, xs, F, ops, kinds, hs, f0, nf, o0, n_out, classes, cls, tau, *
             _deposit(xs, Fc, lo, dx, shape, order, cls, tau, sc, acc)
         if comm is not None and comm.size > 1:
             acc = comm.sum(acc.view(np.uint64)).view(np.int64)   # modular: exact, any order
-        grid = fixed_to_float(acc, e)
         if cols.size == 0:                  # none of this batch's columns is this rank's
             continue
-        grid = np.moveaxis(grid.reshape((C,) + shp + (fb - fa,)), -1, 1)        # (C, m, G...)
-        # forward transforms of the fields that this batch's (this rank's) columns need
+        # conversion and forward transforms of the fields this batch's (this rank's) columns
+        # need (integer cells: a field's floats do not depend on which others are converted)
         need_f = np.unique(col_f[cols])
         slot = np.full(fb - fa, -1, dtype=np.int64)
         slot[need_f - fa] = np.arange(need_f.size)
         if need_f.size < fb - fa:
-            grid = grid[:, need_f - fa]
+            acc, e = acc[..., need_f - fa], e[need_f - fa]
+        grid = fixed_to_float(acc, e)
+        grid = np.moveaxis(grid.reshape((C,) + shp + (need_f.size,)), -1, 1)   # (C, m', G...)
         Fh = sfft.rfftn(grid, axes=tuple(range(2, 2 + D)), workers=workers)    # (C, m', K...)
         del grid
         hshape = Fh.shape[2:]
