@@ -524,6 +524,10 @@ class _Runner:
         }
         if restarted:
             attrs["restarted_from_step"] = self.first_step
+        est = getattr(method, "estimator", None)
+        if est is not None and getattr(est, "all_pairs_steps", 0):
+            attrs["fields_all_pairs_steps"] = int(est.all_pairs_steps)
+            attrs["fields_all_pairs_reason"] = str(est.all_pairs_reason)
         if model.scattering:
             attrs["inside_at_end"], _ = _exit_status(sw, self.radius, comm, count=True)
             attrs["exit_radius"] = float(self.radius)

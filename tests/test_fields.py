@@ -475,3 +475,31 @@ def test_grid_memory_batches_give_the_same_sums(monkeypatch):
     assert got.method == "grid"
     for name in ("n", "dlogn", "drho", "d2rho"):
         assert np.allclose(getattr(got, name), getattr(ref, name), rtol=1e-12, atol=1e-14), name
+
+
+def test_all_pairs_fallback_is_counted_and_reported():
+    """A swarm whose grid would need too many cells and whose neighbour lists too many pairs is
+    summed over all pairs, O(N^2) per step: the estimator counts such estimates and the run's
+    problems (end-of-run warning, ``mqcd summary``) say so; a small swarm summed over pairs by
+    design is not counted."""
+    import types
+
+    from mqcd.analysis.summary import run_problems
+    from mqcd.fields import FieldOptions, estimate_fields
+    from mqcd.fields.base import SwarmEstimator
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3000, 1))
+    est = SwarmEstimator({}, types.SimpleNamespace(masses=[1.0]), None, None, ("density",))
+    big = estimate_fields(x, None, np.ones(1), FieldOptions(max_grid_cells=10,
+                                                            tree_max_fraction=0.0),
+                          need=("density",))
+    small = estimate_fields(x[:50], None, np.ones(1), FieldOptions(), need=("density",))
+    assert big.method == "pairs" and small.method == "pairs"
+    est.note_path(small)
+    assert est.all_pairs_steps == 0
+    est.note_path(big)
+    assert est.all_pairs_steps == 1 and "max_grid_cells" in est.all_pairs_reason
+    msgs = run_problems({"steps": 10, "fields_all_pairs_steps": est.all_pairs_steps,
+                         "fields_all_pairs_reason": est.all_pairs_reason})
+    assert any("O(N^2)" in m and "1 of 10 steps" in m for m in msgs)
+    assert not any("O(N^2)" in m for m in run_problems({"steps": 10}))

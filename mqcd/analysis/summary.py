@@ -25,7 +25,9 @@ def run_problems(attrs, data=None):
     * trajectories dropped for non-finite values;
     * a scattering swarm that had not finished scattering: trajectories still inside
       ``|x_0| <= exit_radius`` or moving inward at the end (``inside_at_end``), so the branching
-      ratios are not final (exact runs: ``exact/norm_not_out`` above ``[exact] exit_norm``).
+      ratios are not final (exact runs: ``exact/norm_not_out`` above ``[exact] exit_norm``);
+    * field estimates that fell back to all trajectory pairs, O(N^2) per step
+      (``fields_all_pairs_steps``, ``fields_all_pairs_reason``).
     """
     out = []
     t_end = attrs.get("steps", 0) * attrs.get("dt", 0.0)
@@ -46,6 +48,13 @@ def run_problems(attrs, data=None):
         n = int(attrs.get("trajectories", 0))
         out.append(f"{nd} of {n} trajectories were dropped for non-finite values "
                    f"(diagnostics/dropped_*); means and branching are over the {n - nd} survivors")
+    npairs = int(attrs.get("fields_all_pairs_steps", 0) or 0)
+    if npairs:
+        out.append(f"the swarm field estimate fell back to all trajectory pairs, O(N^2) per step, "
+                   f"on {npairs} of {int(attrs.get('steps', 0))} steps "
+                   f"({attrs.get('fields_all_pairs_reason', '')}): bandwidths too different or "
+                   "a swarm spread too far for one grid; the numbers are valid but the run is "
+                   "slow (docs/performance.md, load balance paragraph)")
     inside = int(attrs.get("inside_at_end", 0) or 0)
     if inside:
         alive = int(attrs.get("alive", attrs.get("trajectories", 0)))

@@ -53,6 +53,8 @@ class SwarmEstimator:
         self.need = tuple(need)
         self.conservative = bool(conservative)
         self.last = None
+        self.all_pairs_steps = 0          # estimates that fell back to all pairs (O(N^2))
+        self.all_pairs_reason = ""
 
     def setup(self, sw):
         """Called once before the first estimate (labels, grids)."""
@@ -61,6 +63,16 @@ class SwarmEstimator:
         """:class:`mqcd.fields.FieldEstimate` at this rank's trajectories (``need``: tokens,
         default the constructor's)."""
         raise NotImplementedError
+
+    def note_path(self, f):
+        """Count an estimate ``f`` that fell back to summing over all pairs of a swarm too large
+        for that (``N * M >= pairs_below**2``: the grid would need too many cells and the tree
+        too many neighbours), O(N^2) per step; the run reports it (``run_problems``)."""
+        reason = getattr(f, "method_reason", "") or ""
+        if getattr(f, "method", None) == "pairs" and not (reason.startswith("N*M <")
+                                                          or reason == "requested"):
+            self.all_pairs_steps += 1
+            self.all_pairs_reason = reason
 
     def whole_swarm(self, sw, need):
         """Positions (N, D) and, if ``need`` asks for rho fields, density matrices of the whole

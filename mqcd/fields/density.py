@@ -368,6 +368,7 @@ class ModalEstimator(KernelEstimator):
         f = estimate_fields(sw.x, rho, self.masses, fo, need=need, workspace=self.ws,
                             comm=self.comm)
         self.last = f
+        self.note_path(f)
         f.extra = {**f.extra, "mode_spread": self.spreads, "mode_label": self.labels,
                    "n_modes": self.n_modes}
         if self.want_alpha:

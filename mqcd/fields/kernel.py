@@ -51,6 +51,7 @@ class KernelEstimator(SwarmEstimator):
         f = estimate_fields(sw.x, rho, self.masses, self.fopts, need=need, workspace=self.ws,
                             comm=self.comm)
         self.last = f
+        self.note_path(f)
         self._x = sw.x
         return f
 
