@@ -48,19 +48,13 @@ import numpy as np
 from numba import njit
 from scipy.spatial import cKDTree
 
+from ..parallel.comm import block_range
 from .bandwidth import effective_count, normal_reference_constant, spread
 from .distributed import Distributed
 from .engine import Group, kernel_sums
 from .estimate import estimate_fields
 from .kernel import KernelEstimator
 from .multiindex import multi_indices
-
-
-def _block(N, comm):
-    """This rank's contiguous block ``[i0, i1)`` of ``N`` rows (all rows serially)."""
-    if comm is None:
-        return 0, N
-    return N * comm.rank // comm.size, N * (comm.rank + 1) // comm.size
 
 
 def pilot_neighbours(x, k=None, comm=None):
@@ -81,7 +75,7 @@ def pilot_neighbours(x, k=None, comm=None):
     k = int(min(k, N - 1))
     if k < 1:
         return np.zeros(N), np.zeros((N, 0), dtype=np.int32), None, 0
-    i0, i1 = _block(N, comm)
+    i0, i1 = (0, N) if comm is None else block_range(N, comm.size, comm.rank)
     gather = (lambda a: a) if comm is None else comm.allgather_rows
     if D == 1:                       # sorted merge of the two sides: O(N k), no tree
         order = np.argsort(x[:, 0], kind="stable")

@@ -179,9 +179,10 @@ def reduction_by_gather(n_sources, D, m, C, G):
 
 
 def split_transforms(N, D, G, n_out):
-    """Under MPI, whether the ranks share out the inverse transforms (each rank transforms every
-    P-th output column and interpolates it at the whole swarm's positions, then one all-to-all
-    returns each rank its rows) instead of every rank transforming all columns. True where the
+    """Under MPI, whether the ranks share out the transforms (each rank transforms its run of
+    output columns, :func:`transform_owners`, and interpolates them at the whole swarm's
+    positions, then one all-to-all returns each rank its rows) instead of every rank
+    transforming all columns. True where the
     replicated transforms (``~5 n_out G log2 G`` ns) would cost more than moving the positions
     and the interpolated values (``~8 N (D + n_out)`` bytes at ~1 byte/ns): the 3D grids, not
     the 1D ones. Environment ``MQCD_GRID_TRANSFORMS = "replicated" | "distributed"`` forces one

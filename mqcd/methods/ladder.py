@@ -39,6 +39,7 @@ from ..electronic.adiabatic import adiabatic_gradients
 from ..electronic.coherence import accumulate_forces, population_rates, trajectory_derivatives
 from ..electronic.geometry import geometry_from_fields
 from ..fields import FieldWorkspace, build_estimator
+from ..fields.bandwidth import spread
 from ..io.schema import DeckError, Key, non_negative, positive
 from .base import Method
 from .ctmqc import (AUTO as CTMQC_AUTO, CTMQC_KEYS, adiabatic, correction_and_force,
@@ -332,9 +333,7 @@ class LadderParts:
                     # elements): the swarm's standard deviation (exact sums, rank-independent)
                     sp = f.extra.get("spread")
                     if sp is None:
-                        n = self.comm.sum_rows(np.ones((sw.ntraj, 1)))[0]
-                        mean = self.comm.sum_rows(sw.x) / n
-                        sp = np.sqrt(self.comm.sum_rows((sw.x - mean) ** 2) / n)
+                        sp = spread(sw.x, None, "std", self.comm)
                     s = np.broadcast_to(np.asarray(sp, np.float64), sw.x.shape)
                 alpha = 0.5 / np.asarray(s) ** 2
             elif alpha is None:            # one fixed bandwidth: alpha = 1 / (2 h^2)
