@@ -133,6 +133,51 @@ def test_two_packets_20_bohr_apart_give_each_packet_alone():
     assert np.max(np.abs(g.dlogn[:300] - fa.dlogn)) > 0.1 * np.max(np.abs(fa.dlogn))
 
 
+def test_mode_every_carries_labels_and_restarts_from_them():
+    """``mode_every = K``: the modes are found at multiples of K and carried in between (a
+    packet pair that separates keeps one mode until the next search), ``mode_every = 1`` finds
+    them every step, and an estimator restored from the carried labels (a checkpoint) gives the
+    same fields as the one that carried them, while a fresh one does not."""
+    rng = np.random.default_rng(4)
+    base = np.vstack([rng.normal(-1.0, 1.0, (400, 1)), rng.normal(1.0, 1.0, (400, 1))])
+    shift = np.r_[np.full(400, -1.0), np.full(400, 1.0)][:, None]
+
+    class Model:
+        masses = [M]
+
+    class S:
+        pass
+
+    def swarm(step):                      # the halves move apart: 1 mode at 0, 2 from ~3 on
+        sw = S()
+        sw.x, sw.rho, sw.ntraj, sw.step = base + 3.0 * step * shift, None, 800, step
+        return sw
+
+    def make(K):
+        return ModalEstimator({"field_method": "modes", "mode_every": K}, Model(), None,
+                              SerialComm(), ("density",))
+
+    every, carry = make(1), make(4)
+    modes1, modes4 = [], []
+    for step in range(7):
+        every.estimate(swarm(step))
+        f4 = carry.estimate(swarm(step))
+        modes1.append(every.n_modes)
+        modes4.append(carry.n_modes)
+        if step == 2:
+            state = {k: v.copy() for k, v in carry.state_dict().items()}
+        if step == 3:
+            dlogn3 = f4.dlogn.copy()      # the workspace is reused by the next call
+    assert modes1[0] == 1 and modes1[3:] == [2] * 4
+    assert modes4 == [1, 1, 1, 1, 2, 2, 2]            # searched at 0 and 4 only
+    assert make(1).state_dict() == {}                 # nothing carried with K = 1
+    restored, fresh = make(4), make(4)
+    restored.load_state_dict(state)
+    assert np.array_equal(restored.estimate(swarm(3)).dlogn, dlogn3)
+    assert restored.n_modes == 1
+    assert fresh.estimate(swarm(3)) is not None and fresh.n_modes == 2
+
+
 def test_one_gaussian_packet_is_one_mode():
     rng = np.random.default_rng(5)
     for N in (200, 5000):

@@ -84,7 +84,7 @@ CASES = [("ehrenfest-qc", "", ONE_D),                       # modes estimator, t
          ("geometric-ehrenfest-qc", "", ONE_D),             # kernel, conservative rho2 route
          ("qhd", 'field_method = "fluid"', ONE_D),          # fluid elements (gathered)
          ("ehrenfest-qc", 'field_method = "exact"', ONE_D),  # oracle fields of the grid solver
-         ("fssh-coupled", 'field_method = "modes"', ONE_D)]
+         ("fssh-coupled", 'field_method = "modes"\nmode_every = 3', ONE_D)]  # carried modes
 IDS = ["ehrenfest-qc", "fssh-coupled", "qhd", "geometric-ehrenfest-qc", "qhd-fluid",
        "ehrenfest-qc-oracle", "fssh-coupled-modes"]
 

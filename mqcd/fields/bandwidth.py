@@ -38,6 +38,7 @@ swarm is sparse (tails), narrower where it is dense. Clipped to ``[1/lam_max, la
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from .distributed import exact_sums
 
@@ -53,11 +54,113 @@ def effective_count(weights, comm=None) -> float:
     return float(s[0] ** 2 / s[1])
 
 
-def _weighted_quantile(v, w, q):
-    order = np.argsort(v)
-    cw = np.cumsum(w[order])
-    cw /= cw[-1]
-    return np.interp(q, cw - 0.5 * w[order] / w.sum(), v[order])
+@njit(cache=True)
+def _group_moments(v, w, lab, G, quantiles):
+    """One pass over values ``v`` sorted ascending (weights ``w``, group labels ``lab`` in the
+    same order; labels outside ``0..G-1`` are ignored): per group the weighted standard
+    deviation and the weighted midpoint quantiles ``quantiles`` (the k-th value of a group sits
+    at cumulative weight ``(W_k - w_k / 2) / W``, linear in between, clamped at the ends; the
+    rule of ``numpy.interp`` on those positions). Sequential sums in the sorted order: the same
+    bits for the same rows. Returns ``(std (G,), q (G, nq), count (G,))``."""
+    n = v.size
+    nq = quantiles.size
+    W = np.zeros(G)
+    S = np.zeros(G)
+    cnt = np.zeros(G, dtype=np.int64)
+    for i in range(n):
+        g = lab[i]
+        if 0 <= g < G:
+            W[g] += w[i]
+            S[g] += w[i] * v[i]
+            cnt[g] += 1
+    mean = S / np.where(W > 0, W, 1.0)
+    V = np.zeros(G)
+    C = np.zeros(G)
+    q = np.full((G, nq), np.nan)
+    done = np.zeros((G, nq), dtype=np.bool_)
+    pprev = np.zeros(G)
+    vprev = np.zeros(G)
+    seen = np.zeros(G, dtype=np.int64)
+    for i in range(n):
+        g = lab[i]
+        if not 0 <= g < G:
+            continue
+        d = v[i] - mean[g]
+        V[g] += w[i] * d * d
+        C[g] += w[i]
+        pos = (C[g] - 0.5 * w[i]) / W[g]
+        for a in range(nq):
+            if not done[g, a] and pos >= quantiles[a]:
+                if seen[g] == 0 or pos == pprev[g]:      # first row of the group
+                    q[g, a] = v[i]
+                else:
+                    q[g, a] = vprev[g] + ((quantiles[a] - pprev[g]) * (v[i] - vprev[g])
+                                          / (pos - pprev[g]))
+                done[g, a] = True
+        pprev[g] = pos
+        vprev[g] = v[i]
+        seen[g] += 1
+    for g in range(G):
+        for a in range(nq):
+            if cnt[g] and not done[g, a]:
+                q[g, a] = vprev[g]
+    std = np.sqrt(np.maximum(V / np.where(W > 0, W, 1.0), 0.0))
+    return std, q, cnt
+
+
+def sort_rows(v, hint=None):
+    """Stable ascending order of the values ``v`` (N,); ``hint``: the order of a previous,
+    nearby state of the same rows (warm start: a nearly sorted input sorts in ~O(N)). The
+    result is the stable order whatever the hint (ties, where the hint could decide, fall
+    back to the cold sort)."""
+    if hint is not None and hint.size == v.size:
+        o = hint[np.argsort(v[hint], kind="stable")]
+        if not np.any(np.diff(v[o]) == 0.0):
+            return o
+    return np.argsort(v, kind="stable")
+
+
+def group_spreads(x, weights, labels=None, n_groups=1, kind="silverman", whole=False,
+                  hint=None):
+    """Per-dof spreads of groups of rows, ``(n_groups, D)`` (bohr).
+
+    Parameters
+    ----------
+    x : (N, D) positions (bohr), all rows on this rank.
+    weights : (N,) non-negative weights.
+    labels : (N,) int; rows labelled ``0..n_groups-1`` form the groups, other labels none
+        (None: one group of all rows).
+    kind : ``"std"`` (weighted standard deviation) or ``"silverman"`` (``min(std, IQR/1.349)``,
+        weighted midpoint quartiles; a zero value falls back to std).
+    whole : also return the spread of all rows, ``(groups (n_groups, D), all (D,))``.
+    hint : list to keep the per-dof sort orders in between calls on the same rows (a warm
+        start, :func:`sort_rows`); the result does not depend on it.
+
+    One stable sort per dof and one compiled pass for all groups (``O(N log N + N)``, the sums
+    sequential in sorted order). A group without rows gets NaN.
+    """
+    if kind not in ("std", "silverman"):
+        raise ValueError(f"unknown spread kind {kind!r}; use 'std' or 'silverman'")
+    x = np.asarray(x, dtype=np.float64)
+    w = np.ascontiguousarray(weights, dtype=np.float64)
+    N, D = x.shape
+    lab = np.zeros(N, dtype=np.int64) if labels is None else np.asarray(labels, np.int64)
+    quart = np.array([0.25, 0.75])
+    out = np.full((n_groups + 1, D), np.nan)
+    for j in range(D):
+        order = sort_rows(x[:, j], None if hint is None or len(hint) <= j else hint[j])
+        if hint is not None:
+            hint[j:j + 1] = [order]
+        v, ws, ls = x[order, j], w[order], lab[order]
+        std, q, cnt = _group_moments(v, ws, ls, n_groups, quart)
+        if whole:
+            sa, qa, _ = _group_moments(v, ws, np.zeros(N, np.int64), 1, quart)
+            std, q, cnt = np.r_[std, sa], np.vstack([q, qa]), np.r_[cnt, N]
+        for g in range(std.size):
+            if cnt[g]:
+                s = std[g] if kind == "std" else min(std[g], (q[g, 1] - q[g, 0]) / _IQR_NORMAL)
+                out[g, j] = s if s > 0 else std[g]
+    return (out[:n_groups], out[n_groups]) if whole else out[:n_groups]
 
 
 def spread(x, weights=None, kind="std", comm=None):
@@ -75,6 +178,8 @@ def spread(x, weights=None, kind="std", comm=None):
     """
     x = np.asarray(x, dtype=np.float64)
     N, D = x.shape
+    if kind == "silverman" and weights is not None and (comm is None or comm.size == 1):
+        return group_spreads(x, weights)[0]
     if weights is None:
         w = None
         n = float(N) if comm is None else float(comm.sum(np.array([N], np.int64))[0])
@@ -89,14 +194,9 @@ def spread(x, weights=None, kind="std", comm=None):
         return std
     if comm is not None and comm.size > 1:
         raise ValueError("spread 'silverman' needs the whole swarm (quantiles)")
-    if kind == "silverman":
-        if w is None:
-            q75, q25 = np.percentile(x, [75.0, 25.0], axis=0)
-            iqr = q75 - q25
-        else:
-            iqr = np.array([_weighted_quantile(x[:, j], w, 0.75) - _weighted_quantile(x[:, j], w, 0.25)
-                            for j in range(D)])
-        s = np.minimum(std, iqr / _IQR_NORMAL)
+    if kind == "silverman":              # equal weights (the weighted case returned above)
+        q75, q25 = np.percentile(x, [75.0, 25.0], axis=0)
+        s = np.minimum(std, (q75 - q25) / _IQR_NORMAL)
         return np.where(s > 0, s, std)
     raise ValueError(f"unknown spread kind {kind!r}; use 'std' or 'silverman'")
 

@@ -49,7 +49,7 @@ from numba import njit
 from scipy.spatial import cKDTree
 
 from ..parallel.comm import block_range
-from .bandwidth import effective_count, normal_reference_constant, spread
+from .bandwidth import effective_count, group_spreads, normal_reference_constant
 from .distributed import Distributed
 from .engine import Group, kernel_sums
 from .estimate import estimate_fields
@@ -143,6 +143,7 @@ def _persistence_modes(logf, nbr, window, k, log_persistence, min_size):
     for i in order:
         nr = 0
         best = -1
+        last = -1
         for a in range(k + 1 if window else k):
             if window:
                 j = nbr[i, 0] + a
@@ -150,9 +151,11 @@ def _persistence_modes(logf, nbr, window, k, log_persistence, min_size):
                     continue
             else:
                 j = nbr[i, a]
-            if parent[j] < 0:
+            pj = parent[j]
+            if pj < 0 or pj == last:       # unseen, or a child of the root just found
                 continue
             r = _find(parent, j)
+            last = r
             seen = False
             for b in range(nr):
                 if roots[b] == r:
@@ -244,30 +247,28 @@ def mode_labels(x, persistence=0.3, k=None, sample=20000):
     return (labels if m == 1 else nearest_sample(xs, labels, x)), C
 
 
-def mode_widths(xs, ws, labels_s, n_modes, counts, n_all, *, deriv=1, scale=1.0):
+def mode_widths(xs, ws, labels_s, n_modes, counts, n_all, *, deriv=1, scale=1.0, hint=None):
     """Normal-reference bandwidths and spreads per mode, ``(h (C, D), s (C, D))`` (bohr).
 
     The Silverman spread of mode ``c`` is taken from its members among the rows ``xs`` (weights
     ``ws``: the whole swarm, or its subsample), the count in the rate from ``counts[c]``, the
     effective number of trajectories of the mode in the whole swarm; a mode with fewer than two
     rows, or zero spread in some dof, falls back to the rule of all rows with ``n_all``.
+    ``hint``: a list kept between calls on the same rows, the warm start of the sorts
+    (:func:`mqcd.fields.bandwidth.sort_rows`); the result does not depend on it.
     """
     D = xs.shape[1]
     c = normal_reference_constant(D, deriv)
     expo = -1.0 / (D + 2 * deriv + 4)
-    s_all = spread(xs, ws, "silverman")
+    labels_s = np.asarray(labels_s)
+    small = np.bincount(labels_s, minlength=n_modes)[:n_modes] < 2
+    sm, s_all = group_spreads(xs, ws, np.where(small[labels_s], n_modes, labels_s), n_modes,
+                              whole=True, hint=hint)
     h_all = scale * c * s_all * float(n_all) ** expo
-    h = np.empty((n_modes, D))
-    sp = np.empty((n_modes, D))
-    for m in range(n_modes):
-        sel = labels_s == m
-        if sel.sum() < 2:
-            h[m], sp[m] = h_all, s_all
-            continue
-        sm = spread(xs[sel], ws[sel], "silverman")
-        hm = scale * c * sm * float(counts[m]) ** expo
-        h[m] = np.where(hm > 0, hm, h_all)
-        sp[m] = np.where(sm > 0, sm, s_all)
+    hm = scale * c * sm * np.asarray(counts, np.float64)[:, None] ** expo
+    h = np.where(hm > 0, hm, h_all[None, :])
+    sp = np.where(sm > 0, sm, s_all[None, :])
+    h[small], sp[small] = h_all, s_all
     return h, sp
 
 
@@ -309,34 +310,56 @@ class ModalEstimator(KernelEstimator):
         need = tuple(t for t in need if t != "alpha")
         super().__init__(opts, model, deck, comm, need, False)
         self.persistence = float(opts.get("mode_persistence", 0.3))
+        self.every = int(opts.get("mode_every", 1))
+        #: per-trajectory mode labels carried between mode searches (``mode_every > 1``)
+        self.carried = None
+        #: the subsample's sort orders of the last step (a warm start; results do not depend
+        #: on it)
+        self.sort_hint = []
         self.n_modes = 1
         self.h_max = None
 
-    def options_for(self, x):
+    def options_for(self, x, step=0):
         """Field options with the per-mode bandwidths of the swarm (``x``: this rank's
-        positions).
+        positions; ``step``: the swarm's step number).
 
         The modes and their spreads come from the every-m-th subsample of the whole swarm
         (:func:`sample_step`: all of it up to 20000 trajectories; under MPI each rank contributes
         its rows of the subsample to one all-gather), the mode counts from all trajectories:
         each rank labels its own trajectories (nearest subsample point) and the counts are summed
-        over ranks, so the cost per rank is ``O(N / P)`` plus the fixed subsample work."""
+        over ranks, so the cost per rank is ``O(N / P)`` plus the fixed subsample work.
+
+        With ``mode_every = K > 1`` the modes are found at the steps that are multiples of ``K``
+        (and when no labels are carried yet); in between every trajectory keeps its mode (a
+        per-trajectory label, checkpointed and restricted with the swarm) and only the per-mode
+        spreads and counts are updated from the current positions: the pilot, the persistence
+        merge and the nearest-sample labelling are skipped."""
         fo = self.fopts
         comm = self.comm
         dist = Distributed(comm, x) if comm.size > 1 else None
         N, D = (x.shape if dist is None else (dist.n, x.shape[1]))
         m = sample_step(N, self.sample)
-        xs = x[::m] if dist is None else comm.allgather_rows(np.ascontiguousarray(
-            x[dist.subsample(m)]))
-        lab_s, C = sample_modes(xs, self.persistence, comm=None if dist is None else comm)
-        if m > 1:
-            labels = nearest_sample(xs, lab_s, x)
+        rows = slice(None, None, m) if dist is None else dist.subsample(m)
+        carry = (self.every > 1 and self.carried is not None and step % self.every != 0
+                 and self.carried.shape[0] == x.shape[0])
+        if carry:                         # positions and labels of the subsample, one gather
+            labels = self.carried
+            both = np.column_stack([x[rows], labels[rows].astype(np.float64)])
+            both = both if dist is None else comm.allgather_rows(np.ascontiguousarray(both))
+            xs, lab_s = np.ascontiguousarray(both[:, :D]), both[:, D].astype(np.int64)
+            C = int(comm.max(np.array([labels.max() + 1 if labels.size else 0]))[0])
         else:
-            labels = lab_s if dist is None else lab_s[dist.rows]
+            xs = x[rows] if dist is None else comm.allgather_rows(np.ascontiguousarray(x[rows]))
+            lab_s, C = sample_modes(xs, self.persistence, comm=None if dist is None else comm)
+            if m > 1:
+                labels = nearest_sample(xs, lab_s, x)
+            else:
+                labels = lab_s if dist is None else lab_s[dist.rows]
+        self.carried = labels if self.every > 1 else None
         counts = comm.sum(np.bincount(labels, minlength=C).astype(np.int64))
         ws = np.full(xs.shape[0], 1.0 / N)
         h_c, s_c = mode_widths(xs, ws, lab_s, C, counts, N, deriv=fo.density_deriv,
-                               scale=float(fo.density_scale))
+                               scale=float(fo.density_scale), hint=self.sort_hint)
         # geometric mean over the trajectories of the per-mode widths (a sum over modes with
         # exact counts: no dependence on the rank count)
         h_ref = np.exp((counts[:, None] * np.log(h_c)).sum(axis=0) / N)
@@ -358,7 +381,7 @@ class ModalEstimator(KernelEstimator):
     def estimate(self, sw, need=None):
         need = self.need if need is None else tuple(t for t in need if t != "alpha")
         rho = sw.rho if any(t.startswith("rho") for t in need) else None
-        fo = self.options_for(sw.x)
+        fo = self.options_for(sw.x, int(getattr(sw, "step", 0)))
         f = estimate_fields(sw.x, rho, self.masses, fo, need=need, workspace=self.ws,
                             comm=self.comm)
         self.last = f
@@ -382,6 +405,13 @@ class ModalEstimator(KernelEstimator):
 
     def divergence(self, f, G):
         return None
+
+    def state_dict(self):
+        return {} if self.carried is None else {"mode_label": self.carried}
+
+    def load_state_dict(self, state):
+        if "mode_label" in state:
+            self.carried = np.ascontiguousarray(state["mode_label"], dtype=np.int64)
 
     def records(self):
         out = super().records()

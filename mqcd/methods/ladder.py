@@ -86,6 +86,11 @@ FIELD_KEYS = {
                             "exceeds this fraction of its peak density is merged into its "
                             "neighbour (docs/theory/fields.md)",
                             check=lambda v: None if 0 < v < 1 else "must be in (0, 1)"),
+    "mode_every": Key("int", 1, "field_method = 'modes': find the modes every this many steps; in "
+                      "between each trajectory keeps its mode and only the per-mode spreads are "
+                      "updated (the mode search is the part of the estimator that every MPI rank "
+                      "repeats; docs/performance.md)",
+                      check=lambda v: None if v >= 1 else "must be at least 1"),
     "exact_reference": Key("bool", False, "propagate the exact solution alongside (1D/2D) and write "
                            "diagnostics/rho_deviation and diagnostics/drho_error per record: how far "
                            "the trajectories' rho and the estimator's d rho are from the exact "
