@@ -104,12 +104,19 @@ def test_grid_path_mpi_equals_serial(tmp_path, monkeypatch, method, extra, geom)
 @pytest.mark.mpi
 @pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec next to the python executable")
 def test_checkpoint_from_two_ranks_extends_on_three(tmp_path, monkeypatch):
+    """ehrenfest-qc with the modes carried between searches (mode_every = 3): the checkpoint
+    of step 19 (labels carried since 18, used at 20) is written on 2 ranks, continued on 3, and
+    equals the uninterrupted serial run."""
     monkeypatch.setenv("MQCD_GRID_REDUCTION", "allreduce")
-    full = write(tmp_path, "full", "qhd", t_end=20.0, every=20)
+    extra = "mode_every = 3"
+    full = write(tmp_path, "full", "ehrenfest-qc", extra, t_end=20.0, every=20)
     ref = mqcd.run(full, output=tmp_path / "ref.h5")
-    short = write(tmp_path, "short", "qhd", t_end=10.0, every=20)
+    short = write(tmp_path, "short", "ehrenfest-qc", extra, t_end=9.5, every=20)
     out = tmp_path / "ext.h5"
     run_cli(["run", short, "-o", out, "--quiet"], nranks=2)
+    from mqcd.io.checkpoint import checkpoint_path, read_checkpoint
+    ck = read_checkpoint(checkpoint_path(out))
+    assert ck.step == 19 and ck.arrays["method/fields_mode_label"].shape == (301,)
     run_cli(["run", full, "-o", out, "--quiet", "--restart", "--force"], nranks=3)
     got = mqcd.load(out)
     for k in ("final/position", "final/momentum", "final/rho_diabatic", "populations/adiabatic"):

@@ -4,12 +4,17 @@ decoherence indicator against exact, and the cost of the per-mode density estima
     python tools/ctmqc_validation.py table --ntraj 200 [--methods ehrenfest-qc,...] [--cases ...]
     python tools/ctmqc_validation.py coherence --ntraj 1000
     python tools/ctmqc_validation.py cost
+    python tools/ctmqc_validation.py mode-every [--every 1,5,20] [--seeds 1,2,3] [--ntraj 1000]
 
 ``table`` prints, per case and method, max |Δ| of T0 T1 R0 R1 to exact, the swarm's largest
 ensemble energy drift |<E>(t) - <E>(0)| (hartree), the largest single-trajectory drift, and
 whether the run ended by the exit rule (all trajectories out) before t_end. Initial conditions
 are those of docs/validation.md (x0 = -15 bohr, width 10/k, lower adiabatic state, M = 2000,
 dt = 0.5, stop = "exit"), seed 1. Exact results are cached in --data.
+
+``mode-every`` runs ehrenfest-qc on Tully 3 k = 10 (dt = 1) with the modes searched every K
+steps and carried in between (``[method] mode_every``), for several seeds: max |Δ| to exact per
+(K, seed), so the effect of K can be read against the seed-to-seed spread.
 """
 from __future__ import annotations
 
@@ -180,6 +185,28 @@ def cmd_cost(args):
               f" kernel {np.log(b1 / b0) / np.log(n1 / n0):.2f}")
 
 
+def cmd_mode_every(args):
+    from mqcd.api import run
+    ex = branching_vec(exact_result("tully3", 10.0, args.data))
+    seeds = [int(v) for v in args.seeds.split(",")]
+    print(f"Tully 3 k = 10, ehrenfest-qc, N = {args.ntraj}, dt = 1: max|Δ| to exact")
+    print("| mode_every | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | s/run |")
+    print("|---|" + "---|" * (len(seeds) + 2))
+    for K in (int(v) for v in args.every.split(",")):
+        d, sec = [], 0.0
+        for seed in seeds:
+            deck = scattering_deck("tully3", 10.0, {"name": "ehrenfest-qc", "mode_every": K},
+                                   ntraj=args.ntraj, dt=1.0, seed=seed)
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = run(deck)
+            sec += time.perf_counter() - t0
+            d.append(float(np.max(np.abs(branching_vec(res) - ex))))
+        print(f"| {K} | " + " | ".join(f"{v:.3f}" for v in d)
+              + f" | {np.mean(d):.3f} | {sec / len(seeds):.0f} |", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -198,11 +225,17 @@ def main(argv=None):
     h.add_argument("--figure", default=str(Path("docs") / "figures" / "ctmqc_coherence.png"))
     c = sub.add_parser("cost")
     c.add_argument("--sizes", default="100,1000,10000,100000,1000000")
+    e = sub.add_parser("mode-every")
+    e.add_argument("--ntraj", type=int, default=1000)
+    e.add_argument("--every", default="1,5,20")
+    e.add_argument("--seeds", default="1,2,3")
+    e.add_argument("--data", default=str(Path("out") / "validation"))
     args = ap.parse_args(argv)
     if args.cmd == "cost":
         return cmd_cost(args)
     Path(args.data).mkdir(parents=True, exist_ok=True)
-    return {"table": cmd_table, "coherence": cmd_coherence}[args.cmd](args)
+    return {"table": cmd_table, "coherence": cmd_coherence,
+            "mode-every": cmd_mode_every}[args.cmd](args)
 
 
 if __name__ == "__main__":

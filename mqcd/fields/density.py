@@ -35,7 +35,9 @@ bandwidth class per distinct mode width (``O(N + G log G)`` per class): no ``N^2
 (``python tools/ctmqc_validation.py cost``). Under MPI each rank finds the neighbours of its
 block of the subsample (1D: windows of the sorted subsample, two numbers per point; D > 1: one
 ``cKDTree`` query per block) and one all-gather assembles the pilot; the persistence merge, a
-sequential union-find, is repeated on every rank (~10 ms for the 20000-point subsample in 1D).
+sequential union-find, is repeated on every rank (~5 ms for the 20000-point subsample in 1D).
+``mode_every = K`` runs pilot and merge only every K steps and carries each trajectory's mode in
+between (:meth:`ModalEstimator.options_for`); the per-mode spreads (~1 ms) are redone every step.
 
 With one mode the widths are the global normal-reference rule with Silverman's spread: a
 single Gaussian packet is estimated exactly as before.
