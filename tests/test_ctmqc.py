@@ -178,6 +178,43 @@ def test_mode_every_carries_labels_and_restarts_from_them():
     assert fresh.estimate(swarm(3)) is not None and fresh.n_modes == 2
 
 
+def test_mode_width_bound_widens_a_pile_up_mode():
+    """Trajectories stalled at one point (a pile-up at a turning point) form a mode of tiny
+    spread (its factor ~1e-3 of the reference by default); with ``mode_width_bound = 4`` its
+    kernels and spread are widened to 1/4 of the swarm's reference width (the count-weighted
+    geometric mean of the mode widths), the factors span at most 16, and the widened
+    trajectories are counted."""
+    rng = np.random.default_rng(6)
+    x = np.vstack([rng.normal(0.0, 2.0, (2000, 1)), 5.0 + 1e-4 * rng.normal(size=(200, 1))])
+
+    class Model:
+        masses = [M]
+
+    class S:
+        pass
+    sw = S()
+    sw.x, sw.rho, sw.ntraj, sw.step = x, None, x.shape[0], 0
+
+    def run(opts):
+        est = ModalEstimator({"field_method": "modes", **opts}, Model(), None, SerialComm(),
+                             ("density",))
+        return est.estimate(sw), est
+
+    f0, e0 = run({})
+    lam0 = np.asarray(e0.last_factors)
+    spike = e0.labels == e0.labels[2000]
+    assert e0.n_modes == 2 and np.all(spike[2000:]) and not spike[0] and spike.sum() < 300
+    assert lam0[spike].max() < 0.01 and e0.n_clipped == 0         # off by default
+    f, est = run({"mode_width_bound": 4.0})
+    lam = np.asarray(est.last_factors)
+    assert np.array_equal(est.labels, e0.labels) and est.n_clipped == spike.sum()
+    assert np.allclose(lam[spike], 0.25, rtol=1e-12)
+    assert lam.max() / lam.min() <= 16.0 * (1 + 1e-12)
+    assert np.all(np.isfinite(f.dlogn))
+    assert np.all(est.spreads[spike] > 100 * e0.spreads[spike])   # widened with the factor
+    assert np.abs(f.dlogn[spike]).max() < 0.1 * np.abs(f0.dlogn[spike]).max()
+
+
 def test_one_gaussian_packet_is_one_mode():
     rng = np.random.default_rng(5)
     for N in (200, 5000):

@@ -313,6 +313,7 @@ class ModalEstimator(KernelEstimator):
         super().__init__(opts, model, deck, comm, need, False)
         self.persistence = float(opts.get("mode_persistence", 0.3))
         self.every = int(opts.get("mode_every", 1))
+        self.width_bound = float(opts.get("mode_width_bound", 0.0))
         #: per-trajectory mode labels carried between mode searches (``mode_every > 1``)
         self.carried = None
         #: the subsample's sort orders of the last step (a warm start; results do not depend
@@ -320,6 +321,8 @@ class ModalEstimator(KernelEstimator):
         self.sort_hint = []
         self.n_modes = 1
         self.h_max = None
+        #: trajectories whose mode width was moved to the ``mode_width_bound`` (last estimate)
+        self.n_clipped = 0
 
     def options_for(self, x, step=0):
         """Field options with the per-mode bandwidths of the swarm (``x``: this rank's
@@ -366,6 +369,15 @@ class ModalEstimator(KernelEstimator):
         # exact counts: no dependence on the rank count)
         h_ref = np.exp((counts[:, None] * np.log(h_c)).sum(axis=0) / N)
         lam_c = np.exp(np.log(h_c / h_ref).mean(axis=1))
+        # mode_width_bound = L > 0: each mode's factor is held in [1/L, L] of the reference,
+        # its spread scaled with it (a pile-up of trajectories stalled at a turning point is a
+        # mode of tiny spread, whose quantum momentum then explodes; off by default, because a
+        # genuine narrow packet - Tully 3's reflected one - crosses L = 4 too)
+        if self.width_bound > 0:
+            L = self.width_bound
+            wide = np.clip(lam_c, 1.0 / L, L) / lam_c
+            lam_c, s_c = lam_c * wide, s_c * wide[:, None]
+            self.n_clipped = int(counts[wide != 1.0].sum())
         # regression: the same per-source factors on the swarm's reference regression width
         c_ratio = (normal_reference_constant(D, fo.regression_deriv)
                    / normal_reference_constant(D, fo.density_deriv))
@@ -376,6 +388,7 @@ class ModalEstimator(KernelEstimator):
         self.h_max = (h_ref[None, :] * lam_c[counts > 0, None]).max(axis=0)
         self.labels = labels
         self.spreads = s_c[labels]
+        self.last_factors = lam_c[labels]
         return dataclasses.replace(fo, h_density=h_ref, h_regression=h_r,
                                    source_factors=lam_c[labels], adaptive=False,
                                    density_scale=1.0, regression_scale=1.0)
@@ -420,4 +433,5 @@ class ModalEstimator(KernelEstimator):
         if self.h_max is not None:
             out["diagnostics/bandwidth_density"] = (np.asarray(self.h_max, float), "bohr")
             out["diagnostics/density_modes"] = (float(self.n_modes), "1")
+            out["diagnostics/density_modes_widened"] = (float(self.n_clipped), "1")
         return out
