@@ -60,13 +60,11 @@ def divergence_pairs(f, x, G):
               for i in range(D)]
     settings = f.options.engine()
     nbr = None
-    if f.method == "tree":
+    if f.method == "tree" and dist is None:  # under MPI the engine deals the targets out itself
         lmax = 1.0 if f.lam is None else float(f.lam.max())
-        if dist is not None:
-            lmax = float(dist.comm.max(np.array([lmax]))[0])
-        nbr = neighbour_lists(x, x if dist is None else dist.x_all, f.h_density,
-                              settings.cutoff * lmax, same=dist is None)
-    sums = kernel_sums(x, x, F, groups, f.method, settings, lam=f.lam, nbr=nbr, dist=dist)
+        nbr = neighbour_lists(x, x, f.h_density, settings.cutoff * lmax, same=True)
+    sums = kernel_sums(x, x, F, groups, f.method, settings, lam=f.lam, nbr=nbr, dist=dist,
+                       nbr_h=f.h_density)
     dn = f.n[:, None] * f.dlogn                       # d_i n at the trajectories
     out = np.zeros((N, K))
     for i in range(D):

@@ -81,16 +81,16 @@ def _flatten(groups):
 
 
 def kernel_sums(xt, xs, F, groups, method, settings: EngineSettings, lam=None, nbr=None, ws=FRESH,
-                dist=None):
+                dist=None, nbr_h=None):
     """Kernel sums per group: list of ``(M, n_ops_g, count_g)`` views (see :func:`kernel_sums_flat`)."""
     flat, offsets = kernel_sums_flat(xt, xs, F, groups, method, settings, lam=lam, nbr=nbr, ws=ws,
-                                     dist=dist)
+                                     dist=dist, nbr_h=nbr_h)
     return [flat[:, o:o + g.ops.shape[0] * g.count].reshape(flat.shape[0], g.ops.shape[0], g.count)
             for g, o in zip(groups, offsets)]
 
 
 def kernel_sums_flat(xt, xs, F, groups, method, settings: EngineSettings, lam=None, nbr=None,
-                     ws=FRESH, dist=None):
+                     ws=FRESH, dist=None, nbr_h=None):
     """Kernel sums for several op groups (see :class:`Group`), at the targets.
 
     Parameters
@@ -104,12 +104,19 @@ def kernel_sums_flat(xt, xs, F, groups, method, settings: EngineSettings, lam=No
         moments stay in units of ``h``) or None.
     nbr : precomputed CSR neighbour lists for the tree path; they must contain every pair within
         ``cutoff * max(lam)`` bandwidths for every group's ``h`` (e.g. built with the elementwise
-        largest ``h``).
+        largest ``h``). Not used under MPI (the tree path then deals the targets out itself).
+    nbr_h : (D,) bandwidth the tree path builds its neighbour lists with when ``nbr`` is None
+        (radius ``cutoff * max(lam)`` in units of it; default the elementwise largest group
+        ``h``). Give the ``h`` a serial caller built its ``nbr`` with, so that the lists, and so
+        the sums' bits, are the same under MPI.
     ws : :class:`~mqcd.fields.workspace.FieldWorkspace` for the output and grid buffers.
     dist : :class:`mqcd.fields.distributed.Distributed` or None: ``xs``, ``F`` and ``lam`` are
         this rank's sources and ``xt`` its targets; the sums run over the sources of all ranks
-        (grid path: fixed-point grids summed over ranks; pair/tree paths: the source fields are
-        all-gathered, and ``nbr`` must then refer to ``dist.x_all``). Bit-for-bit the serial sums.
+        (grid path: fixed-point grids summed over ranks; pair path: the source fields are
+        all-gathered; tree path: sources and targets are all-gathered and the targets dealt to
+        the ranks in order of position, :func:`balanced_targets`, so that every rank has the same
+        mix of dense and sparse regions and about the same number of neighbour pairs, and one
+        all-to-all returns the rows to their owners). Bit-for-bit the serial sums.
 
     Returns ``(flat, offsets)``: ``flat`` is ``(M, n_cols)``; group ``g`` occupies the columns
     ``offsets[g] : offsets[g] + n_ops_g * count_g`` laid out as ``(n_ops_g, count_g)``.
@@ -120,6 +127,8 @@ def kernel_sums_flat(xt, xs, F, groups, method, settings: EngineSettings, lam=No
     xt = np.ascontiguousarray(xt, dtype=np.float64)
     xs = np.ascontiguousarray(xs, dtype=np.float64)
     F = np.ascontiguousarray(F, dtype=np.float64)
+    if dist is not None and method == "tree" and dist.comm.size > 1:
+        return _tree_balanced(xt, F, groups, settings, lam, ws, dist, nbr_h)
     if dist is not None and method != "grid":
         F, lam = dist.gather(F, lam)
         xs, dist = np.ascontiguousarray(dist.x_all), None
@@ -148,7 +157,8 @@ def kernel_sums_flat(xt, xs, F, groups, method, settings: EngineSettings, lam=No
     if method not in ("pairs", "tree"):
         raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
     if method == "tree" and nbr is None:
-        hbig = np.max(np.stack([g.h for g in groups]), axis=0)
+        hbig = (np.max(np.stack([g.h for g in groups]), axis=0) if nbr_h is None
+                else np.asarray(nbr_h, dtype=np.float64))
         nbr = neighbour_lists(xt, xs, hbig, settings.cutoff * float(lam_arr.max()))
     # one pair pass per distinct kernel
     passes = {}
@@ -170,6 +180,44 @@ def kernel_sums_flat(xt, xs, F, groups, method, settings: EngineSettings, lam=No
 
 TREE_MAX_PAIRS = 5e7
 """Largest number of neighbour pairs the tree path may hold (~16 bytes each: 0.8 GB)."""
+
+
+def balanced_targets(xt, P):
+    """Deal the targets ``xt`` (M, D) to ``P`` ranks by position: sorted by the leading
+    coordinate (stable), rank r gets the sorted positions ``r, r + P, r + 2P, ...``. Returns
+    the list of the ranks' target indices, each ascending. Every rank then samples the whole
+    swarm evenly, so its neighbour work stays within a few per cent of the mean however the
+    swarm has split (the tree path's cost per target is its neighbour count); deterministic."""
+    order = np.argsort(np.asarray(xt)[:, 0], kind="stable")
+    return [np.sort(order[r::P]) for r in range(P)]
+
+
+def _tree_balanced(xt, F, groups, settings, lam, ws, dist, nbr_h):
+    """Tree path under MPI (:func:`kernel_sums_flat`): every rank evaluates its share of all
+    targets (:func:`balanced_targets`) over all sources, and one all-to-all returns the rows."""
+    comm = dist.comm
+    P, rank = comm.size, comm.rank
+    F_all, lam_all = dist.gather(F, lam)
+    xs_all = np.ascontiguousarray(dist.x_all)
+    counts = comm.allgather_rows(np.array([xt.shape[0]], np.int64))
+    differs = not (xt.shape == dist.x.shape and np.array_equal(xt, dist.x))
+    same = not comm.max(np.array([float(differs)]))[0]       # targets = sources on every rank
+    xt_all = xs_all if same else comm.allgather_rows(xt)
+    share = balanced_targets(xt_all, P)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    mine = share[rank]
+    rows, offsets = kernel_sums_flat(np.ascontiguousarray(xt_all[mine]), xs_all, F_all, groups,
+                                     "tree", settings, lam=lam_all, nbr_h=nbr_h)
+    ncol = rows.shape[1]
+    owner = np.searchsorted(starts, mine, side="right") - 1
+    blocks = [rows[owner == q] for q in range(P)]
+    lo, hi = starts[rank], starts[rank + 1]
+    got = [a[(a >= lo) & (a < hi)] - lo for a in share]        # my targets computed by rank r
+    recv = comm.alltoall_blocks(blocks, [g.size * ncol for g in got])
+    full = ws.array("kernel_sums", (xt.shape[0], ncol))
+    for g, r in zip(got, recv):
+        full[g] = r.reshape(g.size, ncol)
+    return full, offsets
 
 
 def choose_method(method, N, M, D, x, h_min, h_max, settings: EngineSettings, pairs_below,

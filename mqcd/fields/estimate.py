@@ -340,11 +340,10 @@ def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = Non
                                        h_big * lmax, settings, opts.pairs_below, opts.max_grid_cells,
                                        opts.tree_max_fraction, n_classes=ncls)
     nbr = None
-    if method == "tree":
+    if method == "tree" and dist is None:   # under MPI the engine deals the targets out itself
         # one neighbour list serves both kernels: radius cutoff * max(lam) in units of max(h_n, h_r)
         lmax = 1.0 if lam is None else lmax
-        nbr = neighbour_lists(xt, x if dist is None else dist.x_all, h_big, settings.cutoff * lmax,
-                              same=at is None and dist is None)
+        nbr = neighbour_lists(xt, x, h_big, settings.cutoff * lmax, same=at is None)
     out = FieldEstimate(h_density=h_n, h_regression=h_r, lam=lam, method=method,
                         method_reason=reason, masses=m_arr, options=opts, weights=w, extra=extra,
                         dist=dist)
@@ -366,7 +365,7 @@ def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = Non
         groups.append(Group(multi_indices(D, 2 * order), 0, 1, h_r, "moment"))
         groups.append(Group(multi_indices(D, order), 1, nc, h_r, "moment"))
     X, offs = kernel_sums_flat(xt, x, F, groups, method, settings, lam=lam, nbr=nbr, ws=ws,
-                               dist=dist)
+                               dist=dist, nbr_h=h_big)
     if dens_order > 0:
         i2 = full_symmetric_index(dops, 2) if dens_order >= 2 else np.zeros((1, 1), np.int64)
         i3 = full_symmetric_index(dops, 3) if dens_order >= 3 else np.zeros((1, 1, 1), np.int64)
