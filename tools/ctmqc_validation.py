@@ -5,6 +5,7 @@ decoherence indicator against exact, and the cost of the per-mode density estima
     python tools/ctmqc_validation.py coherence --ntraj 1000
     python tools/ctmqc_validation.py cost
     python tools/ctmqc_validation.py mode-every [--every 1,5,20] [--seeds 1,2,3] [--ntraj 1000]
+    python tools/ctmqc_validation.py pileup [--ntraj 20000] [--bounds 0,4]
 
 ``table`` prints, per case and method, max |Δ| of T0 T1 R0 R1 to exact, the swarm's largest
 ensemble energy drift |<E>(t) - <E>(0)| (hartree), the largest single-trajectory drift, and
@@ -15,6 +16,11 @@ dt = 0.5, stop = "exit"), seed 1. Exact results are cached in --data.
 ``mode-every`` runs ehrenfest-qc on Tully 3 k = 10 (dt = 1) with the modes searched every K
 steps and carried in between (``[method] mode_every``), for several seeds: max |Δ| to exact per
 (K, seed), so the effect of K can be read against the seed-to-seed spread.
+
+``pileup`` runs ehrenfest-qc with fluid-element sampling (``sampling = "hydrodynamic"``) on
+Tully 3 k = 10 (dt = 1) to t = 3500 a.u., where elements stall together at the barrier, for each
+``mode_width_bound``: ensemble and largest single-trajectory energy drift, steps on the O(N^2)
+all-pairs fallback, wall time.
 """
 from __future__ import annotations
 
@@ -207,6 +213,28 @@ def cmd_mode_every(args):
               + f" | {np.mean(d):.3f} | {sec / len(seeds):.0f} |", flush=True)
 
 
+def cmd_pileup(args):
+    from mqcd.api import run
+    print(f"Tully 3 k = 10, ehrenfest-qc, sampling = hydrodynamic, N = {args.ntraj}, dt = 1, "
+          "t = 0..3500")
+    print("| mode_width_bound | ensemble drift (Eh) | largest trajectory drift (Eh) | all-pairs "
+          "steps | s |\n|---|---|---|---|---|")
+    for L in (float(v) for v in args.bounds.split(",")):
+        deck = scattering_deck("tully3", 10.0, {"name": "ehrenfest-qc", "mode_width_bound": L},
+                               ntraj=args.ntraj, dt=1.0, seed=1)
+        deck["initial"]["sampling"] = "hydrodynamic"
+        deck["run"].update({"t_end": 3500.0, "stop": "time"})
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = run(deck)
+        sec = time.perf_counter() - t0
+        ens = float(np.max(np.abs(np.asarray(res["energy/ensemble_drift"]))))
+        per = float(np.max(np.abs(np.asarray(res["final/energy_drift"]))))
+        pairs = int(res.attrs.get("fields_all_pairs_steps", 0))
+        print(f"| {L:g} | {ens:.2e} | {per:.2e} | {pairs} | {sec:.0f} |", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -230,12 +258,17 @@ def main(argv=None):
     e.add_argument("--every", default="1,5,20")
     e.add_argument("--seeds", default="1,2,3")
     e.add_argument("--data", default=str(Path("out") / "validation"))
+    u = sub.add_parser("pileup")
+    u.add_argument("--ntraj", type=int, default=20000)
+    u.add_argument("--bounds", default="0,4")
     args = ap.parse_args(argv)
     if args.cmd == "cost":
         return cmd_cost(args)
+    if args.cmd == "pileup":
+        return cmd_pileup(args)
     Path(args.data).mkdir(parents=True, exist_ok=True)
     return {"table": cmd_table, "coherence": cmd_coherence,
-            "mode-every": cmd_mode_every}[args.cmd](args)
+            "mode-every": cmd_mode_every, "pileup": cmd_pileup}[args.cmd](args)
 
 
 if __name__ == "__main__":
