@@ -70,16 +70,21 @@ METHODS = {
 }
 
 
-def run_case(model, k, label, ntraj, data, seed=1):
-    """One run: dict with delta, drift_ens, drift_max, exited, seconds, and the result."""
+def timed_run(deck):
+    """``mqcd.run(deck)`` with its warnings silenced: ``(result, seconds)``."""
     from mqcd.api import run
-    deck = scattering_deck(model, k, METHODS[label], ntraj=ntraj, seed=seed)
-    t_end = deck["run"]["t_end"]
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = run(deck)
-    sec = time.perf_counter() - t0
+    return res, time.perf_counter() - t0
+
+
+def run_case(model, k, label, ntraj, data, seed=1):
+    """One run: dict with delta, drift_ens, drift_max, exited, seconds, and the result."""
+    deck = scattering_deck(model, k, METHODS[label], ntraj=ntraj, seed=seed)
+    t_end = deck["run"]["t_end"]
+    res, sec = timed_run(deck)
     ex = exact_result(model, k, data)
     delta = float(np.max(np.abs(branching_vec(res) - branching_vec(ex))))
     ens = float(np.max(np.abs(np.asarray(res["energy/ensemble_drift"]))))
@@ -192,7 +197,6 @@ def cmd_cost(args):
 
 
 def cmd_mode_every(args):
-    from mqcd.api import run
     ex = branching_vec(exact_result("tully3", 10.0, args.data))
     seeds = [int(v) for v in args.seeds.split(",")]
     print(f"Tully 3 k = 10, ehrenfest-qc, N = {args.ntraj}, dt = 1: max|Δ| to exact")
@@ -203,18 +207,14 @@ def cmd_mode_every(args):
         for seed in seeds:
             deck = scattering_deck("tully3", 10.0, {"name": "ehrenfest-qc", "mode_every": K},
                                    ntraj=args.ntraj, dt=1.0, seed=seed)
-            t0 = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                res = run(deck)
-            sec += time.perf_counter() - t0
+            res, dt = timed_run(deck)
+            sec += dt
             d.append(float(np.max(np.abs(branching_vec(res) - ex))))
         print(f"| {K} | " + " | ".join(f"{v:.3f}" for v in d)
               + f" | {np.mean(d):.3f} | {sec / len(seeds):.0f} |", flush=True)
 
 
 def cmd_pileup(args):
-    from mqcd.api import run
     print(f"Tully 3 k = 10, ehrenfest-qc, sampling = hydrodynamic, N = {args.ntraj}, dt = 1, "
           "t = 0..3500")
     print("| mode_width_bound | ensemble drift (Eh) | largest trajectory drift (Eh) | all-pairs "
@@ -224,11 +224,7 @@ def cmd_pileup(args):
                                ntraj=args.ntraj, dt=1.0, seed=1)
         deck["initial"]["sampling"] = "hydrodynamic"
         deck["run"].update({"t_end": 3500.0, "stop": "time"})
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = run(deck)
-        sec = time.perf_counter() - t0
+        res, sec = timed_run(deck)
         ens = float(np.max(np.abs(np.asarray(res["energy/ensemble_drift"]))))
         per = float(np.max(np.abs(np.asarray(res["final/energy_drift"]))))
         pairs = int(res.attrs.get("fields_all_pairs_steps", 0))
@@ -238,29 +234,29 @@ def cmd_pileup(args):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("table")
-    t.add_argument("--ntraj", type=int, default=200)
+    DATA = str(Path("out") / "validation")
+
+    def sub_with(name, ntraj, data=True):
+        p = sub.add_parser(name)
+        p.add_argument("--ntraj", type=int, default=ntraj)
+        if data:
+            p.add_argument("--data", default=DATA)
+        return p
+    t = sub_with("table", 200)
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--methods", default="ehrenfest-qc,fssh-coupled")
     t.add_argument("--cases", default="")
-    t.add_argument("--data", default=str(Path("out") / "validation"))
-    h = sub.add_parser("coherence")
-    h.add_argument("--ntraj", type=int, default=1000)
+    h = sub_with("coherence", 1000)
     h.add_argument("--seed", type=int, default=1)
     h.add_argument("--methods", default="ehrenfest,ehrenfest-qc-old,ehrenfest-qc")
     h.add_argument("--cases", default="tully3:10,tully1:10")
-    h.add_argument("--data", default=str(Path("out") / "validation"))
     h.add_argument("--figure", default=str(Path("docs") / "figures" / "ctmqc_coherence.png"))
     c = sub.add_parser("cost")
     c.add_argument("--sizes", default="100,1000,10000,100000,1000000")
-    e = sub.add_parser("mode-every")
-    e.add_argument("--ntraj", type=int, default=1000)
+    e = sub_with("mode-every", 1000)
     e.add_argument("--every", default="1,5,20")
     e.add_argument("--seeds", default="1,2,3")
-    e.add_argument("--data", default=str(Path("out") / "validation"))
-    u = sub.add_parser("pileup")
-    u.add_argument("--ntraj", type=int, default=20000)
-    u.add_argument("--bounds", default="0,4")
+    sub_with("pileup", 20000, data=False).add_argument("--bounds", default="0,4")
     args = ap.parse_args(argv)
     if args.cmd == "cost":
         return cmd_cost(args)
