@@ -82,7 +82,7 @@ CASES = [("ehrenfest-qc", "", ONE_D),                       # modes estimator, t
          ("fssh-coupled", "", ONE_D),                       # kernel estimator
          ("qhd", "", ONE_D),                                # kernel, conservative quantum force
          ("geometric-ehrenfest-qc", "", ONE_D),             # kernel, conservative rho2 route
-         ("qhd", 'field_method = "fluid"', ONE_D),          # fluid elements (gathered)
+         ("qhd", 'field_method = "fluid"\nfluid_damping = 0.05', ONE_D),  # fluid elements
          ("ehrenfest-qc", 'field_method = "exact"', ONE_D),  # oracle fields of the grid solver
          ("fssh-coupled", 'field_method = "modes"\nmode_every = 3', ONE_D)]  # carried modes
 IDS = ["ehrenfest-qc", "fssh-coupled", "qhd", "geometric-ehrenfest-qc", "qhd-fluid",
@@ -171,6 +171,19 @@ sw = types.SimpleNamespace(x=np.ascontiguousarray(x[sl]), rho=rho[sl], ntraj=hi 
 f = est.estimate(sw)
 out["modes"] = rows(f.dlogn, f.extra["alpha"], f.extra["mode_spread"])
 out["n_modes"] = np.array([f.extra["n_modes"]])
+if D == 1:
+    # fluid elements in Wigner (unsorted) row order: each rank's windows need elements of every
+    # rank (the general halo); damping adds the velocity column, then the flux-form divergence
+    from mqcd.fields.fluid import FluidEstimator
+    model = types.SimpleNamespace(masses=np.array([2000.0]), ndof=1, name="t")
+    est = FluidEstimator({"fluid_damping": 0.1}, model, None, comm, ("logn3", "rho2"), True)
+    p = 2000.0 * (1.0 + 0.1 * x)
+    sw = types.SimpleNamespace(x=np.ascontiguousarray(x[sl]), rho=rho[sl], p=p[sl], ntraj=n)
+    f = est.estimate(sw)
+    out["fluid"] = rows(f.n, f.dlogn, f.d3logn, f.drho.real, f.d2rho.imag,
+                        f.extra["velocity_smooth"], f.extra["fit_width"])
+    out["fluid_div"] = est.divergence(f, G[sl][:, :1, :])
+    out["fluid_damp"] = est.extra_force(sw, f)
 res = {k: comm.gather_rows(v) if k not in ("h", "n_modes") else v for k, v in out.items()}
 if comm.is_root:
     np.savez(sys.argv[2], **res)
@@ -189,7 +202,8 @@ def test_estimators_in_pieces_equal_serial(tmp_path, monkeypatch, D, reduction, 
     or the sources all-gathered, and the transforms repeated on every rank or shared out (whole
     source fields per rank on 2 ranks, output columns round-robin on 3, each at all targets, then
     an all-to-all); the pair path (sources gathered, each rank at its own targets) and the tree
-    path (targets dealt to the ranks by position, rows returned by an all-to-all) likewise."""
+    path (targets dealt to the ranks by position, rows returned by an all-to-all) likewise, and
+    in 1D the fluid-element estimator (positions gathered, window values from their owners)."""
     monkeypatch.setenv("MQCD_GRID_REDUCTION", reduction)
     monkeypatch.setenv("MQCD_GRID_TRANSFORMS", transforms)
     import subprocess

@@ -13,7 +13,8 @@ same loop as ``mqcd run`` (``mqcd.api._Runner``) for ``steps`` steps after a war
 * ``replicated``: the part of ``fields`` spent in grid transforms and spectral products and in
   the modal estimator's subsample modes and per-mode spreads, ms: work every rank repeats on
   swarm-wide data, except the shares that are split over ranks (the kNN pilot of the modes, and
-  in 3D the transforms, :func:`mqcd.fields.grid.split_transforms`);
+  in 3D the transforms, :func:`mqcd.fields.grid.split_transforms`), and the fluid-element
+  estimator's geometry (position order, labels and label bins of the whole swarm);
 * ``comm``: time per step inside the communication layer (``MPIComm.stats``: the integer grid
   Allreduce, exact sums, small reductions, the modal subsample all-gather), ms, with the bytes
   sent per rank; it includes waiting for the slowest rank;
@@ -144,6 +145,8 @@ def replicated_timers(acc):
         wrap(grid, name)
     for name in ("sample_modes", "mode_widths"):
         wrap(density, name)
+    from mqcd.fields.fluid import FluidFields1D       # position order, labels, label bins
+    wrap(FluidFields1D, "geometry")
 
 
 def mpiexec():

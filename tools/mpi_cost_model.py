@@ -21,7 +21,8 @@ Step 2: from the benchmark rows (one method, 1 and 2 ranks, same N), per step
               + 2 (P - 1) / P * B_grid(N) / beta + (P - 1) / P * B_gather / beta
 
 (tree latency, ring-allreduce volume for the grids whose size follows ``G``, all-gathered
-subsample fixed), efficiency ``T(1, N) / (P T(P, N))``. Load balance is taken as perfect: the
+subsample fixed; for the fluid-element estimator the replicated sort of all positions grows
+as N log N and their all-gather as N), efficiency ``T(1, N) / (P T(P, N))``. Load balance is taken as perfect: the
 per-trajectory cost of the grid path does not depend on where a trajectory is. Printed twice:
 with ``alpha``, ``beta`` measured here (shared memory, one node) and with a cluster interconnect
 (``--alpha 2e-6 --beta 1e10``: InfiniBand class).
@@ -96,6 +97,10 @@ def model(row1, row2, alpha, beta, P, N):
     calls = sum(v["calls"] for v in kinds.values())
     b_grid = kinds.get("sum", {}).get("bytes", 0.0) * grow
     b_gather = kinds.get("allgather_rows", {}).get("bytes", 0.0) * 2   # both ranks' share
+    if row1.get("estimator") == "FluidEstimator":
+        # whole-swarm positions gathered and sorted on every rank: N log N, N
+        R = rep * (N / N0) * math.log(N) / math.log(N0)
+        b_gather *= N / N0
     lat = calls * alpha * math.ceil(math.log2(P)) if P > 1 else 0.0
     vol = (2.0 * (P - 1) / P * b_grid + (P - 1) / P * b_gather) / beta if P > 1 else 0.0
     T1 = c * N + R

@@ -74,14 +74,6 @@ class SwarmEstimator:
             self.all_pairs_steps += 1
             self.all_pairs_reason = reason
 
-    def whole_swarm(self, sw, need):
-        """Positions (N, D) and, if ``need`` asks for rho fields, density matrices of the whole
-        swarm on every rank (all-gathered in global order; the fluid-element estimator, whose
-        elements need their neighbours' rho, evaluates from these)."""
-        x_all = self.comm.allgather_rows(sw.x)
-        wants_rho = any(t.startswith("rho") for t in need)
-        return x_all, (self.comm.allgather_rows(sw.rho) if wants_rho else None)
-
     def divergence(self, f, G):
         """Conservative ``(1/n) sum_i d_i (n G[:, i, k])`` at this rank's trajectories, (N, K),
         or None when the estimator has none (the method then uses the pointwise form)."""

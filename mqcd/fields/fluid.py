@@ -261,15 +261,46 @@ def _solve_blended(G, B, P, PL, C, beta, T, h, D):
 
 
 @njit(parallel=True, cache=True)
-def _fit_all(st, xt, Yt, ss, vs, xs, Ys, ws, nd, W, cut, Pd, Pr, low, T, out, width):
+def _fit_windows(xt, xs, W, cut, need, lo_out, hi_out, width):
+    """The source window of every target: sources ``lo_out[t] .. hi_out[t]`` (indices into the
+    sources ``xs``, sorted by position) within ``cut`` widths of the target position ``xt[t]``;
+    the width ``width[t]`` is W (bohr), widened to the distance of the ``need``-th nearest
+    source where the sources are sparse. Needs the sources' positions only, so under MPI every
+    rank finds the windows of its own targets from the all-gathered positions."""
+    K = xs.shape[0]
+    for t in prange(xt.shape[0]):
+        lo = np.int64(np.searchsorted(xs, xt[t]))
+        hi = lo - 1
+        # widen to the need nearest sources, then to cut * width
+        while hi - lo + 1 < need and (lo > 0 or hi < K - 1):
+            if lo == 0:
+                hi += 1
+            elif hi == K - 1:
+                lo -= 1
+            elif xt[t] - xs[lo - 1] <= xs[hi + 1] - xt[t]:
+                lo -= 1
+            else:
+                hi += 1
+        d = max(xt[t] - xs[lo], xs[hi] - xt[t])
+        sig = max(W, d / SPARSE_WIDTHS)
+        width[t] = sig
+        lo_out[t] = np.int64(np.searchsorted(xs, xt[t] - cut * sig))
+        hi_out[t] = np.int64(np.searchsorted(xs, xt[t] + cut * sig, side="right")) - 1
+
+
+@njit(parallel=True, cache=True)
+def _fit_all(st, Yt, ss, vs, xs, Ys, ws, nd, cut, Pd, Pr, low, T, win_lo, win_hi, width,
+             J0, out):
     """Local fits at every target from the (binned) sources.
 
-    Targets ``t`` (labels st, positions xt, values Yt (M, C)); sources (ss, xs, Ys (K, C),
-    weights ws and label variances vs within their bins, sorted by position). Column c < nd is fitted with degree Pd - 1, the others with
-    Pr - 1, both Gaussian-weighted (width W, bohr, widened in sparse regions) in a Legendre
-    basis of the label, blended to degree ``low`` towards the ends of the swarm;
-    ``out[t, c, m] = d^m Y_c / ds^m`` at the target (m = 0..4; m = 0 is the fitted value minus
-    the target's own). ``width[t]`` is the width used."""
+    Targets ``t`` (labels st, values Yt (M, C); column 0 of Yt is the position); sources
+    ``J0, J0 + 1, ...`` (labels ss, positions xs, values Ys (K, C), weights ws and label
+    variances vs within their bins, sorted by position; a contiguous piece of all sources,
+    starting at source J0) and the windows of :func:`_fit_windows` (source indices
+    ``win_lo .. win_hi`` of the whole, widths ``width``). Column c < nd is fitted with degree
+    Pd - 1, the others with Pr - 1, both Gaussian-weighted in a Legendre basis of the label,
+    blended to degree ``low`` towards the ends of the swarm; ``out[t, c, m] = d^m Y_c / ds^m``
+    at the target (m = 0..4; m = 0 is the fitted value minus the target's own)."""
     M, C = Yt.shape
     Pmax = max(Pd, Pr)
     for t in prange(M):
@@ -281,25 +312,9 @@ def _fit_all(st, xt, Yt, ss, vs, xs, Ys, ws, nd, W, cut, Pd, Pr, low, T, out, wi
         L2 = np.empty(Pmax)
         Dd = np.empty((nd, 5))
         Dr = np.empty((max(C - nd, 1), 5))
-        # window on the sources around the target position
-        lo = np.int64(np.searchsorted(xs, xt[t]))
-        hi = lo - 1
-        need = Pmax + 2
-        # widen to the need nearest sources, then to cut * width
-        while hi - lo + 1 < need and (lo > 0 or hi < xs.shape[0] - 1):
-            if lo == 0:
-                hi += 1
-            elif hi == xs.shape[0] - 1:
-                lo -= 1
-            elif xt[t] - xs[lo - 1] <= xs[hi + 1] - xt[t]:
-                lo -= 1
-            else:
-                hi += 1
-        d = max(xt[t] - xs[lo], xs[hi] - xt[t])
-        sig = max(W, d / SPARSE_WIDTHS)
-        width[t] = sig
-        lo = np.int64(np.searchsorted(xs, xt[t] - cut * sig))
-        hi = np.int64(np.searchsorted(xs, xt[t] + cut * sig, side="right")) - 1
+        sig = width[t]
+        lo = win_lo[t] - J0
+        hi = win_hi[t] - J0
         h = max(st[t] - ss[lo], ss[hi] - st[t], 1e-300)
         for a in range(Pmax):
             for c in range(C):
@@ -309,7 +324,7 @@ def _fit_all(st, xt, Yt, ss, vs, xs, Ys, ws, nd, W, cut, Pd, Pr, low, T, out, wi
         wl = 0.0
         wr = 0.0
         for J in range(lo, hi + 1):
-            dxj = xs[J] - xt[t]
+            dxj = xs[J] - Yt[t, 0]
             wt = ws[J] * _weight(dxj, sig, cut)
             if wt == 0.0:
                 continue
@@ -431,61 +446,73 @@ def _project_pure(r, X, Y, ns):
             Y[a, b] = od - 2.0 * RX2R[a, b] + 2.0 * qx2q
 
 
-@njit(cache=True)
-def _divergence_sorted(Phi, w, s, s_if, out):
-    """Flux-form ``d_q Phi`` on the cells: ``(Phi(Q_{I+1/2}) - Phi(Q_{I-1/2})) / w_I`` with zero
-    flux beyond the outermost cells. The interface values come from ``Phi = phi(s) Psi``: the
-    smooth ``Psi = Phi / phi(s)`` (``G / x_s``; nearly constant in Gaussian tails, where
-    ``Phi ~ n`` itself is not) is interpolated in the label (cubic Lagrange through the four
-    nearest elements, linear next to the ends) and multiplied by the exact ``phi(s_iface)``."""
-    N, C = Phi.shape
+@njit(cache=True, inline="always")
+def _interface_flux(Phi, off, s, s_if, I, c):
+    """Flux ``Phi(Q_{I+1/2})`` at the interface after sorted element I (I < N - 1) for column c:
+    ``Psi = Phi / phi(s)`` interpolated in the label (cubic Lagrange through the four nearest
+    elements, linear next to the ends) times the exact ``phi(s_iface)``. ``Phi[j - off]`` is
+    the flux of sorted element j."""
+    N = s.shape[0]
     inv2pi = 1.0 / math.sqrt(2.0 * math.pi)
-    Psi = np.empty((N, C))
-    for I in range(N):
-        ph = inv2pi * math.exp(-0.5 * s[I] * s[I])
+    t = s_if[I]
+    j0 = I - 1 if (I >= 1 and I <= N - 3) else I
+    npt = 4 if (I >= 1 and I <= N - 3) else 2
+    right = 0.0
+    for a in range(npt):
+        v = 1.0
+        for b in range(npt):
+            if b != a:
+                v *= (t - s[j0 + b]) / (s[j0 + a] - s[j0 + b])
+        j = j0 + a
+        ph = inv2pi * math.exp(-0.5 * s[j] * s[j])
+        right += v * (Phi[j - off, c] / ph)
+    return right * (inv2pi * math.exp(-0.5 * t * t))
+
+
+@njit(cache=True)
+def _divergence_at(Phi, off, w, s, s_if, idx, out):
+    """Flux-form ``d_q Phi`` on the cells at the sorted elements ``idx``:
+    ``out[k] = (Phi(Q_{I+1/2}) - Phi(Q_{I-1/2})) / w_I`` for ``I = idx[k]``, with zero flux
+    beyond the outermost cells (:func:`_interface_flux`; ``w`` and ``s`` in position order).
+    ``Phi[j - off]`` is the flux of sorted element j: target I reads elements I - 2 .. I + 2
+    (:meth:`FluidFields1D.divergence_range`), so a rank needs only those."""
+    N = s.shape[0]
+    C = Phi.shape[1]
+    for k in range(idx.shape[0]):
+        I = idx[k]
         for c in range(C):
-            Psi[I, c] = Phi[I, c] / ph
-    for c in range(C):
-        left = 0.0
-        for I in range(N):
-            if I == N - 1:
-                right = 0.0
-            else:
-                t = s_if[I]
-                j0 = I - 1 if (I >= 1 and I <= N - 3) else I
-                npt = 4 if (I >= 1 and I <= N - 3) else 2
-                right = 0.0
-                for a in range(npt):
-                    v = 1.0
-                    for b in range(npt):
-                        if b != a:
-                            v *= (t - s[j0 + b]) / (s[j0 + a] - s[j0 + b])
-                    right += v * Psi[j0 + a, c]
-                right *= inv2pi * math.exp(-0.5 * t * t)
-            out[I, c] = (right - left) / w[I]
-            left = right
+            right = _interface_flux(Phi, off, s, s_if, I, c) if I < N - 1 else 0.0
+            left = _interface_flux(Phi, off, s, s_if, I - 1, c) if I > 0 else 0.0
+            out[k, c] = (right - left) / w[I]
 
 
-def _bin_sources(s, x, Y, w, width):
-    """Weighted means of the sorted elements over the bins ``floor(s / width)`` of the label
-    (width <= 0: every element its own bin): labels, the variance of the label within each bin
-    (for the exact bin mean of the fit basis, :func:`_legendre_binned`), positions, values and
-    summed weights."""
+def _bin_layout(s, x, w, width):
+    """The label bins ``floor(s / width)`` of the sorted elements (labels s, positions x,
+    weights w; width <= 0: every element its own bin): ``(starts, ss, vs, xsrc, wsrc)`` with
+    ``starts`` the first element of every bin (None when every element is its own bin), the
+    bins' mean labels, the variance of the label within each bin (for the exact bin mean of the
+    fit basis, :func:`_legendre_binned`), mean positions and summed weights. Positions and
+    weights only: every rank finds all bins from the all-gathered positions."""
     zero = np.zeros_like(s)
     if width <= 0:
-        return s, zero, x, Y, w
+        return None, s, zero, x, w
     b = np.floor(s / width).astype(np.int64)
     starts = np.concatenate([[0], np.nonzero(np.diff(b))[0] + 1])
     if starts.size == s.size:
-        return s, zero, x, Y, w
+        return None, s, zero, x, w
     wsum = np.add.reduceat(w, starts)
-    mean = lambda a: np.add.reduceat(w[:, None] * a, starts, axis=0) / wsum[:, None]  # noqa
-    sbar = mean(s[:, None])[:, 0]
+    sbar = _bin_mean(s[:, None], w, starts, wsum)[:, 0]
     dev = s - np.repeat(sbar, np.diff(np.concatenate([starts, [s.size]])))
-    var = mean((dev * dev)[:, None])[:, 0]
-    return (np.ascontiguousarray(sbar), np.ascontiguousarray(var),
-            np.ascontiguousarray(mean(x[:, None])[:, 0]), np.ascontiguousarray(mean(Y)),
+    var = _bin_mean((dev * dev)[:, None], w, starts, wsum)[:, 0]
+    return (starts, np.ascontiguousarray(sbar), np.ascontiguousarray(var),
+            np.ascontiguousarray(_bin_mean(x[:, None], w, starts, wsum)[:, 0]),
             np.ascontiguousarray(wsum))
+
+
+def _bin_mean(a, w, starts, wsum):
+    """Weighted means of the rows of ``a`` (sorted elements, weights w) over the bins starting
+    at ``starts``, divided by the bins' summed weights ``wsum``."""
+    return np.add.reduceat(w[:, None] * a, starts, axis=0) / wsum[:, None]
 
 
 def cell_labels(w):
@@ -559,6 +586,126 @@ class FluidFields1D:
         self._s_cache = (w_sorted.copy(), s_elem, s_iface)
         return s_elem, s_iface
 
+    def geometry(self, x, weights=None):
+        """What the fits need from the positions alone (bohr, (N, 1); weights (N,) or None):
+        a :class:`FluidGeometry` (position order, labels, label bins). Under MPI every rank
+        computes it from the all-gathered positions (D numbers per element)."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != 1:
+            raise ValueError("the fluid-element estimator is one-dimensional: x must be (N, 1)")
+        N = x.shape[0]
+        o = self.opts
+        if N < max(o.density_degree, o.rho_degree) + 3:
+            raise ValueError(f"the fluid-element estimator needs at least "
+                             f"{max(o.density_degree, o.rho_degree) + 3} trajectories, got {N}")
+        w = np.full(N, 1.0 / N) if weights is None else np.asarray(weights, float) / np.sum(weights)
+        order = np.argsort(x[:, 0], kind="stable")
+        xs = np.ascontiguousarray(x[order, 0])
+        ws = np.ascontiguousarray(w[order])
+        s, s_if = self.labels(ws)
+        inv = np.empty(N, dtype=np.int64)
+        inv[order] = np.arange(N)
+        starts, ss, vs, xsrc, wsrc = _bin_layout(s, xs, ws, o.bin_width)
+        return FluidGeometry(w, order, inv, xs, ws, s, s_if, starts, ss, vs, xsrc, wsrc)
+
+    def windows(self, g, targets):
+        """Source windows of the sorted elements ``targets`` (int (M,)): ``(lo, hi, width,
+        e0, e1)``, the source (bin) indices and fit widths of every target and the range
+        ``e0 .. e1 - 1`` of sorted elements whose values the fits read."""
+        o = self.opts
+        M = targets.shape[0]
+        lo, hi = np.empty(M, np.int64), np.empty(M, np.int64)
+        width = np.empty(M)
+        Pmax = max(o.density_degree, o.rho_degree) + 1
+        _fit_windows(np.ascontiguousarray(g.xs[targets]), g.xsrc, float(o.window), float(o.cut),
+                     Pmax + 2, lo, hi, width)
+        if M == 0:
+            return lo, hi, width, 0, 0
+        J0, J1 = int(lo.min()), int(hi.max())
+        if g.starts is None:
+            return lo, hi, width, J0, J1 + 1
+        N = g.xs.size
+        return lo, hi, width, int(g.starts[J0]), int(g.starts[J1 + 1]) if J1 + 1 < g.starts.size \
+            else N
+
+    def fit(self, g, targets, Yt, Ysub, win, nd):
+        """Local fits at the sorted elements ``targets`` (:func:`_fit_all`), ``(M, C, 5)``.
+
+        ``Yt`` (M, C): the targets' values (column 0 the position, then ``nd - 1`` velocity
+        columns, then packed rho); ``Ysub``: the values of the sorted elements ``e0 .. e1 - 1``
+        of ``win`` (:meth:`windows`) in position order."""
+        o = self.opts
+        lo, hi, width, e0, e1 = win
+        M, C = Yt.shape
+        if g.starts is None:
+            J0 = e0
+            ss, vs, xsrc = g.ss[e0:e1], g.vs[e0:e1], g.xsrc[e0:e1]
+            Ysrc, wsrc = Ysub, g.wsrc[e0:e1]
+        else:
+            J0 = int(np.searchsorted(g.starts, e0))
+            J1 = int(np.searchsorted(g.starts, e1))
+            wsrc = g.wsrc[J0:J1]
+            Ysrc = _bin_mean(Ysub, g.ws[e0:e1], g.starts[J0:J1] - e0, wsrc)
+            ss, vs, xsrc = g.ss[J0:J1], g.vs[J0:J1], g.xsrc[J0:J1]
+        out = np.empty((M, C, 5))
+        Pd, Pr = o.density_degree + 1, o.rho_degree + 1
+        _fit_all(np.ascontiguousarray(g.s[targets]), np.ascontiguousarray(Yt),
+                 np.ascontiguousarray(ss), np.ascontiguousarray(vs), np.ascontiguousarray(xsrc),
+                 np.ascontiguousarray(Ysrc), np.ascontiguousarray(wsrc), nd, float(o.cut), Pd,
+                 Pr, int(o.edge_degree), self._table(max(Pd, Pr)), lo, hi, width, J0, out)
+        return out
+
+    @staticmethod
+    def values(x, rho, velocity):
+        """Fitted columns of elements, ``(rows, C)``: position, velocity (if given), packed rho
+        (if given); and ``nd``, the number of columns before rho."""
+        cols = [np.asarray(x, float)[:, :1]]
+        if velocity is not None:
+            cols.append(np.asarray(velocity, float).reshape(-1, 1))
+        nd = len(cols)
+        if rho is not None:
+            cols.append(pack_hermitian(np.asarray(rho, dtype=np.complex128)))
+        return np.ascontiguousarray(np.concatenate(cols, axis=1)), nd
+
+    def fields_at(self, g, targets, fit, Yt, rho_t, need, nd):
+        """:class:`mqcd.fields.FieldEstimate` at the sorted elements ``targets`` (in the
+        targets' order) from their fits (:meth:`fit`), values ``Yt`` and density matrices."""
+        o = self.opts
+        s = g.s[targets]
+        der = fit[:, 0]
+        x1, x2, x3, x4 = der[:, 1], der[:, 2], der[:, 3], der[:, 4]
+        r2 = x2 / x1
+        Ls = -s - r2
+        Lss = -1.0 - x3 / x1 + r2 * r2
+        Lsss = -x4 / x1 + 3.0 * r2 * x3 / x1 - 2.0 * r2 ** 3
+        Lx = Ls / x1
+        Lxx = (Lss - Lx * x2) / x1 ** 2
+        Lxxx = (Lsss - 3.0 * Lxx * x1 * x2 - Lx * x3) / x1 ** 3
+        f = FieldEstimate(method="fluid", method_reason=f"fluid elements (ordered, 1D; "
+                          f"{g.wsrc.size} label bins)")
+        f.n = np.exp(-0.5 * s * s) / math.sqrt(2.0 * math.pi) / x1
+        f.dlogn = Lx[:, None]
+        f.d2logn = Lxx[:, None, None]
+        f.d3logn = Lxxx[:, None, None, None]
+        f.weights = g.w
+        f.h_density = np.array([float(o.window)])
+        f.h_regression = np.array([float(o.window)])
+        if nd > 1:
+            f.extra["velocity_smooth"] = Yt[:, 1] + fit[:, 1, 0]
+        if rho_t is not None:
+            M = targets.shape[0]
+            ns = rho_t.shape[1]
+            drho = np.empty((M, ns, ns), np.complex128)
+            d2rho = np.empty((M, ns, ns), np.complex128)
+            _rho_derivatives(np.ascontiguousarray(fit[:, nd:, :]), np.ascontiguousarray(x1),
+                             np.ascontiguousarray(x2), ns, drho, d2rho)
+            if o.project:
+                _project_all(np.ascontiguousarray(rho_t), drho, d2rho)
+            f.rho = np.asarray(rho_t)
+            f.drho = drho[:, None]
+            f.d2rho = d2rho[:, None, None] if "rho2" in need else None
+        return f
+
     def estimate(self, x, rho=None, weights=None, need=("density", "logn3", "rho2"),
                  velocity=None):
         """Fields at the elements.
@@ -575,101 +722,77 @@ class FluidFields1D:
         Returns
         -------
         :class:`mqcd.fields.FieldEstimate` in the input order, with ``rho`` the elements' own
-        density matrices; ``method = "fluid"``. The sorted order and weights are kept for
-        :meth:`divergence`.
+        density matrices; ``method = "fluid"``. The geometry is kept for :meth:`divergence`.
         """
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != 1:
-            raise ValueError("the fluid-element estimator is one-dimensional: x must be (N, 1)")
-        N = x.shape[0]
-        o = self.opts
-        if N < max(o.density_degree, o.rho_degree) + 3:
-            raise ValueError(f"the fluid-element estimator needs at least "
-                             f"{max(o.density_degree, o.rho_degree) + 3} trajectories, got {N}")
-        w = np.full(N, 1.0 / N) if weights is None else np.asarray(weights, float) / np.sum(weights)
-        order = np.argsort(x[:, 0], kind="stable")
-        xs = np.ascontiguousarray(x[order, 0])
-        ws = np.ascontiguousarray(w[order])
-        s, s_if = self.labels(ws)
+        g = self.geometry(x, weights)
         need = set(need)
         wants_rho = "rho" in need or "rho2" in need
         if wants_rho and rho is None:
             raise ValueError("rho is required for need 'rho'/'rho2'")
-        cols = [xs[:, None]]
-        if velocity is not None:
-            cols.append(np.asarray(velocity, float)[order][:, None])
-        nd = len(cols)
-        if wants_rho:
-            rho = np.asarray(rho, dtype=np.complex128)
-            ns = rho.shape[1]
-            rs = np.ascontiguousarray(rho[order])
-            cols.append(pack_hermitian(rs))
-        Y = np.ascontiguousarray(np.concatenate(cols, axis=1))
-        # sources: the elements averaged over fixed bins of the label (width bin_width in s);
-        # bins never move in label space, so every fit stays a smooth function of its target
-        ss, vsrc, xsrc, Ysrc, wsrc = _bin_sources(s, xs, Y, ws, o.bin_width)
-        fit = np.empty((N, Y.shape[1], 5))
-        width = np.empty(N)
-        Pd, Pr = o.density_degree + 1, o.rho_degree + 1
-        _fit_all(s, xs, Y, ss, vsrc, xsrc, Ysrc, wsrc, nd, float(o.window), float(o.cut), Pd, Pr,
-                 int(o.edge_degree), self._table(max(Pd, Pr)), fit, width)
-        der = fit[:, 0]
-        x1, x2, x3, x4 = der[:, 1], der[:, 2], der[:, 3], der[:, 4]
-        r2 = x2 / x1
-        Ls = -s - r2
-        Lss = -1.0 - x3 / x1 + r2 * r2
-        Lsss = -x4 / x1 + 3.0 * r2 * x3 / x1 - 2.0 * r2 ** 3
-        Lx = Ls / x1
-        Lxx = (Lss - Lx * x2) / x1 ** 2
-        Lxxx = (Lsss - 3.0 * Lxx * x1 * x2 - Lx * x3) / x1 ** 3
-        n = np.exp(-0.5 * s * s) / math.sqrt(2.0 * math.pi) / x1
-        inv = np.empty(N, dtype=np.int64)
-        inv[order] = np.arange(N)
-        f = FieldEstimate(method="fluid", method_reason=f"fluid elements (ordered, 1D; "
-                          f"{ss.size} label bins)")
-        f.n = n[inv]
-        f.dlogn = Lx[inv][:, None]
-        f.d2logn = Lxx[inv][:, None, None]
-        f.d3logn = Lxxx[inv][:, None, None, None]
-        f.weights = w
-        f.h_density = np.array([float(o.window)])
-        f.h_regression = np.array([float(o.window)])
-        f.extra["fit_width"] = width[inv]
-        if velocity is not None:
-            f.extra["velocity_smooth"] = (Y[:, 1] + fit[:, 1, 0])[inv]
-        if wants_rho:
-            drho = np.empty((N, ns, ns), np.complex128)
-            d2rho = np.empty((N, ns, ns), np.complex128)
-            _rho_derivatives(np.ascontiguousarray(fit[:, nd:, :]), np.ascontiguousarray(x1),
-                             np.ascontiguousarray(x2), ns, drho, d2rho)
-            if o.project:
-                _project_all(rs, drho, d2rho)
-            f.rho = np.asarray(rho)
-            f.drho = drho[inv][:, None]
-            f.d2rho = d2rho[inv][:, None, None] if "rho2" in need else None
-        self._order, self._inv, self._ws, self._s, self._s_if = order, inv, ws, s, s_if
+        Y, nd = self.values(x, rho if wants_rho else None, velocity)
+        targets = g.inv                                  # every element, in row order
+        win = self.windows(g, targets)
+        fit = self.fit(g, targets, Y, Y[g.order[win[3]:win[4]]], win, nd)
+        f = self.fields_at(g, targets, fit, Y, rho if wants_rho else None, need, nd)
+        f.extra["fit_width"] = win[2]
+        self.geom = g
         return f
 
-    def divergence(self, f, G):
+    def divergence(self, f, G, g=None, targets=None, Phi=None, off=0):
         """Conservative ``(1/n) d_x (n G)`` at the elements (module docstring).
 
         Parameters
         ----------
         f : the :class:`FieldEstimate` of the last :meth:`estimate` call (same elements).
         G : (N, 1, K) per-element field (its flux divided by n), e.g. ``g / M``.
+        g, targets, Phi, off : for a part of the swarm (:class:`FluidEstimator` under MPI): the
+            geometry, the sorted elements to evaluate and the fluxes ``n G`` of the sorted
+            elements ``off, off + 1, ..`` (:meth:`divergence_range`).
 
-        Returns ``(N, K)``; ``sum_I w_I out_I = 0`` to round-off.
+        Returns ``(N, K)`` (or one row per target); ``sum_I w_I out_I = 0`` to round-off.
         """
-        G = np.asarray(G, dtype=np.float64)
-        N = G.shape[0]
-        Phi = np.ascontiguousarray((f.n[:, None] * G[:, 0, :])[self._order])
-        out = np.empty_like(Phi)
-        _divergence_sorted(Phi, self._ws, self._s, self._s_if, out)
-        return out[self._inv]
+        if g is None:
+            g = self.geom
+            targets = g.inv
+            Phi = np.ascontiguousarray((f.n[:, None] * np.asarray(G, np.float64)[:, 0, :])[g.order])
+        out = np.empty((targets.shape[0], Phi.shape[1]))
+        _divergence_at(np.ascontiguousarray(Phi), int(off), g.ws, g.s, g.s_if,
+                       np.ascontiguousarray(targets), out)
+        return out
+
+    @staticmethod
+    def divergence_range(g, targets):
+        """The sorted elements ``d0 .. d1 - 1`` whose fluxes the divergence at ``targets`` reads
+        (two on either side)."""
+        if targets.size == 0:
+            return 0, 0
+        return max(int(targets.min()) - 2, 0), min(int(targets.max()) + 3, g.s.size)
+
+
+@dataclass
+class FluidGeometry:
+    """Positions-only part of a fluid-element estimate (:meth:`FluidFields1D.geometry`): the
+    normalised weights ``w`` (row order), ``order`` (rows in position order) and its inverse
+    ``inv``, sorted positions ``xs`` and weights ``ws``, the labels ``s`` of the elements and
+    ``s_if`` of their interfaces, and the label bins (``starts`` or None, mean labels ``ss``,
+    label variances ``vs``, mean positions ``xsrc``, summed weights ``wsrc``)."""
+
+    w: np.ndarray
+    order: np.ndarray
+    inv: np.ndarray
+    xs: np.ndarray
+    ws: np.ndarray
+    s: np.ndarray
+    s_if: np.ndarray
+    starts: object
+    ss: np.ndarray
+    vs: np.ndarray
+    xsrc: np.ndarray
+    wsrc: np.ndarray
 
 
 # --------------------------------------------------------------------------- the estimator
-from .base import SwarmEstimator, local_rows, restrict  # noqa: E402
+from .base import SwarmEstimator  # noqa: E402
 
 
 def fluid_options(opts):
@@ -684,8 +807,15 @@ def fluid_options(opts):
 class FluidEstimator(SwarmEstimator):
     """``field_method = "fluid"``: :class:`FluidFields1D` behind the common interface.
 
-    The estimate needs the whole ordered swarm: under MPI positions and density matrices are
-    all-gathered, every rank evaluates all elements and keeps its rows (bit-for-bit serial).
+    Under MPI the positions are all-gathered (one number per element): every rank finds the
+    position order, labels, label bins and the windows of its own elements from them. The
+    fitted values (position, velocity, packed rho) of the elements inside its windows come from
+    their owners in one ``Alltoallv``; the fits and fields are evaluated only at the rank's own
+    elements, and the conservative divergence from the all-gathered fluxes ``n G`` (K numbers
+    per element). Bit-for-bit serial: every fit reads the same sources in the same order. For
+    fluid elements (hydrodynamic sampling: rows in position order, which they keep) a rank
+    receives its own block plus a halo of the window's width; a Wigner-ordered swarm would
+    receive nearly everything.
     """
 
     name = "fluid"
@@ -700,20 +830,58 @@ class FluidEstimator(SwarmEstimator):
                              f"has {model.ndof} nuclear degrees of freedom")
         self.fields = FluidFields1D(fluid_options(opts))
         self.damping = float(opts.get("fluid_damping", 0.0))
-        self._whole = None
+        self._geom = self._targets = self._ends = None
 
     def estimate(self, sw, need=None):
         need = self.need if need is None else tuple(need)
         comm = self.comm
-        x_all, rho_all = self.whole_swarm(sw, need)
-        vel = None
-        if self.damping > 0:
-            vel = comm.allgather_rows(np.ascontiguousarray(sw.p[:, 0] / self.masses[0]))
-        f = self.fields.estimate(x_all, rho_all, None, need, velocity=vel)
+        wants_rho = any(t.startswith("rho") for t in need)
+        vel = sw.p[:, 0] / self.masses[0] if self.damping > 0 else None
+        Yl, nd = self.fields.values(sw.x, sw.rho if wants_rho else None, vel)
+        x_all = comm.allgather_rows(np.ascontiguousarray(sw.x[:, :1]))
+        g = self.fields.geometry(x_all)
+        counts = comm.allgather_rows(np.array([sw.ntraj], np.int64)) if comm.size > 1 else None
+        self._ends = None if counts is None else np.cumsum(counts)
+        lo = 0 if counts is None else int(self._ends[comm.rank] - sw.ntraj)
+        targets = np.ascontiguousarray(g.inv[lo:lo + sw.ntraj])
+        win = self.fields.windows(g, targets)
+        Ysub = self._halo(g, win[3], win[4], Yl)
+        fit = self.fields.fit(g, targets, Yl, Ysub, win, nd)
+        f = self.fields.fields_at(g, targets, fit, Yl, sw.rho if wants_rho else None,
+                                  set(need), nd)
+        f.extra["fit_width"] = win[2]
         f.masses = self.masses
+        self._geom, self._targets = g, targets
         self.last = f
-        self._whole = f
-        return restrict(f, local_rows(comm, sw.ntraj))
+        return f
+
+    def _halo(self, g, e0, e1, Yl):
+        """Values of the sorted elements ``e0 .. e1 - 1`` (position order) from their owners,
+        ``Yl`` this rank's rows: every rank announces its range (one small all-gather), the
+        owners send the rows they hold (one ``Alltoallv``)."""
+        comm = self.comm
+        rows = g.order[e0:e1]
+        if comm.size == 1:
+            return Yl[rows]
+        C = Yl.shape[1]
+        ends = self._ends
+        hi = int(ends[comm.rank])
+        lo = hi - Yl.shape[0]
+        ranges = comm.allgather_rows(np.array([[e0, e1]], np.int64))
+        held = np.sort(g.inv[lo:hi])                    # sorted indices of this rank's rows
+        blocks = []
+        for q in range(comm.size):
+            a, b = np.searchsorted(held, ranges[q])
+            blocks.append(Yl[g.order[held[a:b]] - lo] if q != comm.rank else np.zeros((0, C)))
+        owner = np.searchsorted(ends, rows, side="right")
+        sizes = [int(np.count_nonzero(owner == q)) * C if q != comm.rank else 0
+                 for q in range(comm.size)]
+        got = comm.alltoall_blocks(blocks, sizes)
+        out = np.empty((rows.size, C))
+        for q in range(comm.size):
+            sel = owner == q
+            out[sel] = Yl[rows[sel] - lo] if q == comm.rank else got[q].reshape(-1, C)
+        return out
 
     def extra_force(self, sw, f):
         """Damping of the element velocities' grid-scale part (hartree/bohr, (N_local, 1)).
@@ -726,16 +894,18 @@ class FluidEstimator(SwarmEstimator):
         """
         if self.damping <= 0:
             return None
-        vs = self._whole.extra["velocity_smooth"]
-        sl = local_rows(self.comm, sw.ntraj)
+        vs = self.last.extra["velocity_smooth"]
         M = self.masses[0]
-        F = -self.damping * M * (sw.p[:, 0] / M - vs[sl])
+        F = -self.damping * M * (sw.p[:, 0] / M - vs)
         mean = self.comm.sum_rows(F[:, None])[0] / max(self.comm.sum_rows(
             np.ones((sw.ntraj, 1)))[0], 1.0)
         return (F - mean)[:, None]
 
     def divergence(self, f, G):
-        comm = self.comm
-        G_all = comm.allgather_rows(np.ascontiguousarray(G))
-        out = self.fields.divergence(self._whole, G_all)
-        return out[local_rows(comm, G.shape[0])]
+        """Flux-form divergence at this rank's elements; the fluxes ``n G`` of the sorted
+        elements next to them come from their owners (:meth:`_halo`)."""
+        g, targets = self._geom, self._targets
+        Phi = np.ascontiguousarray(f.n[:, None] * np.asarray(G, np.float64)[:, 0, :])
+        d0, d1 = self.fields.divergence_range(g, targets)
+        Phi_s = self._halo(g, d0, d1, Phi)
+        return self.fields.divergence(f, G, g=g, targets=targets, Phi=Phi_s, off=d0)
