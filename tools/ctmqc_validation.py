@@ -58,6 +58,9 @@ METHODS = {
     "qc-energy-shell": {"name": "ehrenfest-qc", "accumulated_force": "energy-shell",
                         "force_reset": "never"},
     "qc-half": {"name": "ehrenfest-qc", "correction_scale": 0.5},
+    # the modes searched every step, or every 10 steps and carried in between (mode_every)
+    "qc-every1": {"name": "ehrenfest-qc", "mode_every": 1},
+    "qc-every10": {"name": "ehrenfest-qc", "mode_every": 10},
     "qc-strict-energy": {"name": "ehrenfest-qc", "qc_step_fraction": 0.25},
     "qc-no-distance-cap": {"name": "ehrenfest-qc", "qmom_distance": 0.0},
     "qc-distance-10": {"name": "ehrenfest-qc", "qmom_distance": 10.0},
