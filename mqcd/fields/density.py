@@ -59,7 +59,7 @@ from .kernel import KernelEstimator
 from .multiindex import multi_indices
 
 
-def pilot_neighbours(x, k=None, comm=None):
+def pilot_neighbours(x, k=None, comm=None, keep=None):
     """kNN pilot of the rows ``x`` (N, D) (the same on every rank): ``(log_density (N,),
     neighbours, order, k)``; ``k`` default ``clip(2 sqrt(N), 16, 64)`` (at most ``N - 1``).
     Distances in per-dof standard deviations.
@@ -69,7 +69,8 @@ def pilot_neighbours(x, k=None, comm=None):
     densities in sorted order); in D > 1 ``neighbours`` is (N, k) int32 into the rows of ``x``
     and ``order`` is None. With ``comm``, each rank finds the neighbours of its block of rows and
     one all-gather assembles them: every row is computed exactly as serially (its own query), so
-    the result does not depend on the number of ranks."""
+    the result does not depend on the number of ranks. ``keep``: a list whose first item is set
+    to the 1D sort order (for :func:`nearest_sample`)."""
     x = np.asarray(x, dtype=np.float64)
     N, D = x.shape
     if k is None:
@@ -81,6 +82,8 @@ def pilot_neighbours(x, k=None, comm=None):
     gather = (lambda a: a) if comm is None else comm.allgather_rows
     if D == 1:                       # sorted merge of the two sides: O(N k), no tree
         order = np.argsort(x[:, 0], kind="stable")
+        if keep is not None:
+            keep[0] = order
         rk, start = _knn_window(np.ascontiguousarray(x[order, 0]), k, i0, i1)
         rk, start = gather(rk), gather(start)
         return -np.log(np.maximum(rk, 1e-300)), start, order, k
@@ -131,13 +134,13 @@ def _find(parent, i):
 
 
 @njit(cache=True)
-def _persistence_modes(logf, nbr, window, k, log_persistence, min_size):
+def _persistence_modes(logf, nbr, window, k, log_persistence, min_size, order):
     """ToMATo merge over the kNN graph: ``nbr`` (N, k) neighbour indices, or (``window``, 1D)
     (N, 1) window starts: the neighbours of ``i`` are ``nbr[i, 0] .. nbr[i, 0] + k`` without
-    ``i``. The result does not depend on the order of a point's neighbours (ties of peak height
-    go to the lower root)."""
+    ``i``; the points are taken in ``order`` (decreasing density, ties by index: the stable
+    order of ``-logf``). The result does not depend on the order of a point's neighbours (ties
+    of peak height go to the lower root)."""
     N = logf.size
-    order = np.argsort(-logf)
     parent = np.full(N, -1, dtype=np.int64)
     peak = np.empty(N)
     size = np.zeros(N, dtype=np.int64)
@@ -194,32 +197,42 @@ def sample_step(N, sample=20000):
     return 1 if N <= sample else -(-N // sample)
 
 
-def sample_modes(xs, persistence=0.3, k=None, comm=None):
+def sample_modes(xs, persistence=0.3, k=None, comm=None, keep=None):
     """Modes of the rows ``xs`` (the subsample, the same on every rank): ``(labels_s (n_s,)
     int64 in 0..C-1, C)``, modes numbered by their densest row's index in ``xs``.
     Deterministic; with ``comm`` the kNN pilot is shared out over the ranks
-    (:func:`pilot_neighbours`) and the merge repeated on each, with the same result."""
+    (:func:`pilot_neighbours`) and the merge repeated on each, with the same result.
+
+    ``keep``: a list whose first item is set to the 1D sort order of ``xs`` (None in D > 1),
+    which :func:`nearest_sample` then need not redo."""
     xs = np.ascontiguousarray(xs, dtype=np.float64)
+    if keep is not None:
+        keep[0] = None
     if xs.shape[0] < 4:
         return np.zeros(xs.shape[0], dtype=np.int64), 1
-    logf, nbr, order, k = pilot_neighbours(xs, k, comm)
+    logf, nbr, order, k = pilot_neighbours(xs, k, comm, keep)
     window = nbr.ndim == 1
+    dens = np.argsort(-logf, kind="stable")
     raw = _persistence_modes(logf, nbr.reshape(nbr.shape[0], -1) if window else nbr, window, k,
-                             float(np.log(persistence)), k)
+                             float(np.log(persistence)), k, dens)
     if order is not None:            # sorted (1D) indices back to rows of xs
         out = np.empty_like(raw)
         out[order] = order[raw]
         raw = out
-    uniq, labels = np.unique(raw, return_inverse=True)
-    return labels.astype(np.int64), int(uniq.size)
+    # modes numbered in the order of their roots (as np.unique would, in O(N))
+    present = np.zeros(raw.size, dtype=np.int64)
+    present[raw] = 1
+    number = np.cumsum(present) - 1
+    return number[raw], int(number[-1] + 1)
 
 
-def nearest_sample(xs, labels_s, x):
+def nearest_sample(xs, labels_s, x, order=None):
     """Label of the nearest subsample point of every row of ``x`` (distances in the per-dof
-    standard deviations of ``xs``; 1D: a sorted search, else ``cKDTree``)."""
+    standard deviations of ``xs``; 1D: a sorted search, else ``cKDTree``). ``order``: the
+    stable sort order of ``xs`` in 1D if known."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     if xs.shape[1] == 1:
-        order = np.argsort(xs[:, 0], kind="stable")
+        order = np.argsort(xs[:, 0], kind="stable") if order is None else order
         srt = xs[order, 0]
         j = np.clip(np.searchsorted(srt, x[:, 0]), 1, max(srt.size - 1, 1))
         left = np.abs(x[:, 0] - srt[j - 1]) <= np.abs(srt[np.minimum(j, srt.size - 1)] - x[:, 0])
@@ -319,6 +332,8 @@ class ModalEstimator(KernelEstimator):
         #: the subsample's sort orders of the last step (a warm start; results do not depend
         #: on it)
         self.sort_hint = []
+        #: the subsample's 1D sort order from the last mode search (for the nearest-sample labels)
+        self.mode_hint = [None]
         self.n_modes = 1
         self.h_max = None
         #: trajectories whose mode width was moved to the ``mode_width_bound`` (last estimate)
@@ -355,9 +370,10 @@ class ModalEstimator(KernelEstimator):
             C = int(comm.max(np.array([labels.max() + 1 if labels.size else 0]))[0])
         else:
             xs = x[rows] if dist is None else comm.allgather_rows(np.ascontiguousarray(x[rows]))
-            lab_s, C = sample_modes(xs, self.persistence, comm=None if dist is None else comm)
+            lab_s, C = sample_modes(xs, self.persistence, comm=None if dist is None else comm,
+                                    keep=self.mode_hint)
             if m > 1:
-                labels = nearest_sample(xs, lab_s, x)
+                labels = nearest_sample(xs, lab_s, x, self.mode_hint[0])
             else:
                 labels = lab_s if dist is None else lab_s[dist.rows]
         self.carried = labels if self.every > 1 else None
