@@ -180,7 +180,8 @@ def test_mode_every_carries_labels_and_restarts_from_them():
 
 def test_mode_width_bound_widens_a_pile_up_mode():
     """Trajectories stalled at one point (a pile-up at a turning point) form a mode of tiny
-    spread (its factor ~1e-3 of the reference by default); with ``mode_width_bound = 4`` its
+    spread (its factor ~1e-3 of the reference without the bound); with ``mode_width_bound = 4``
+    (the default) its
     kernels and spread are widened to 1/4 of the swarm's reference width (the count-weighted
     geometric mean of the mode widths), the factors span at most 16, and the widened
     trajectories are counted."""
@@ -200,12 +201,14 @@ def test_mode_width_bound_widens_a_pile_up_mode():
                              ("density",))
         return est.estimate(sw), est
 
-    f0, e0 = run({})
+    f0, e0 = run({"mode_width_bound": 0.0})
     lam0 = np.asarray(e0.last_factors)
     spike = e0.labels == e0.labels[2000]
     assert e0.n_modes == 2 and np.all(spike[2000:]) and not spike[0] and spike.sum() < 300
-    assert lam0[spike].max() < 0.01 and e0.n_clipped == 0         # off by default
+    assert lam0[spike].max() < 0.01 and e0.n_clipped == 0         # off
     f, est = run({"mode_width_bound": 4.0})
+    fd, ed = run({})                                                # the default is 4
+    assert np.array_equal(fd.dlogn, f.dlogn) and ed.n_clipped == est.n_clipped
     lam = np.asarray(est.last_factors)
     assert np.array_equal(est.labels, e0.labels) and est.n_clipped == spike.sum()
     assert np.allclose(lam[spike], 0.25, rtol=1e-12)

@@ -61,6 +61,10 @@ METHODS = {
     # the modes searched every step, or every 10 steps and carried in between (mode_every)
     "qc-every1": {"name": "ehrenfest-qc", "mode_every": 1},
     "qc-every10": {"name": "ehrenfest-qc", "mode_every": 10},
+    # each mode's width held within a factor 4 of the swarm's reference (mode_width_bound; the
+    # default), or not bounded (the default before)
+    "qc-width-bound-4": {"name": "ehrenfest-qc", "mode_width_bound": 4.0},
+    "qc-no-width-bound": {"name": "ehrenfest-qc", "mode_width_bound": 0.0},
     "qc-strict-energy": {"name": "ehrenfest-qc", "qc_step_fraction": 0.25},
     "qc-no-distance-cap": {"name": "ehrenfest-qc", "qmom_distance": 0.0},
     "qc-distance-10": {"name": "ehrenfest-qc", "qmom_distance": 10.0},

@@ -328,7 +328,7 @@ class ModalEstimator(KernelEstimator):
         super().__init__(opts, model, deck, comm, need, False)
         self.persistence = float(opts.get("mode_persistence", 0.3))
         self.every = int(opts.get("mode_every", 1))
-        self.width_bound = float(opts.get("mode_width_bound", 0.0))
+        self.width_bound = float(opts.get("mode_width_bound", 4.0))
         #: per-trajectory mode labels carried between mode searches (``mode_every > 1``)
         self.carried = None
         #: the subsample's sort orders of the last step (a warm start; results do not depend
@@ -387,10 +387,10 @@ class ModalEstimator(KernelEstimator):
         # exact counts: no dependence on the rank count)
         h_ref = np.exp((counts[:, None] * np.log(h_c)).sum(axis=0) / N)
         lam_c = np.exp(np.log(h_c / h_ref).mean(axis=1))
-        # mode_width_bound = L > 0: each mode's factor is held in [1/L, L] of the reference,
-        # its spread scaled with it (a pile-up of trajectories stalled at a turning point is a
-        # mode of tiny spread, whose quantum momentum then explodes; off by default, because a
-        # genuine narrow packet - Tully 3's reflected one - crosses L = 4 too)
+        # mode_width_bound = L > 0 (default 4): each mode's factor is held in [1/L, L] of the
+        # reference, its spread scaled with it (a pile-up of trajectories stalled at a turning
+        # point is a mode of tiny spread, whose quantum momentum then explodes; a genuine narrow
+        # packet - Tully 3's reflected one - crosses L = 4 too: docs/theory/fields.md 9.2)
         if self.width_bound > 0:
             L = self.width_bound
             wide = np.clip(lam_c, 1.0 / L, L) / lam_c

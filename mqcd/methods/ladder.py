@@ -86,10 +86,10 @@ FIELD_KEYS = {
                             "exceeds this fraction of its peak density is merged into its "
                             "neighbour (docs/theory/fields.md)",
                             check=lambda v: None if 0 < v < 1 else "must be in (0, 1)"),
-    "mode_width_bound": Key("float", 0.0, "field_method = 'modes': if > 0, every mode's width "
+    "mode_width_bound": Key("float", 4.0, "field_method = 'modes': if > 0, every mode's width "
                             "is held within this factor of the swarm's reference width (the "
                             "count-weighted geometric mean), its spread scaled with it; a guard "
-                            "against modes of stalled, piled-up trajectories, off by default "
+                            "against modes of stalled, piled-up trajectories; 0 = off "
                             "(docs/theory/fields.md 9.2)",
                             check=lambda v: None if v == 0 or v > 1 else "must be 0 (off) or > 1"),
     "mode_every": Key("int", 1, "field_method = 'modes': find the modes every this many steps; in "
