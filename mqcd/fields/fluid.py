@@ -446,31 +446,44 @@ def _project_pure(r, X, Y, ns):
             Y[a, b] = od - 2.0 * RX2R[a, b] + 2.0 * qx2q
 
 
-@njit(cache=True, inline="always")
-def _interface_flux(Phi, off, s, s_if, I, c):
-    """Flux ``Phi(Q_{I+1/2})`` at the interface after sorted element I (I < N - 1) for column c:
-    ``Psi = Phi / phi(s)`` interpolated in the label (cubic Lagrange through the four nearest
-    elements, linear next to the ends) times the exact ``phi(s_iface)``. ``Phi[j - off]`` is
-    the flux of sorted element j."""
-    N = s.shape[0]
+@njit(cache=True)
+def _gauss(s):
+    """``phi(s)``, the standard normal density, at every label (the fluxes' Gaussian factor)."""
     inv2pi = 1.0 / math.sqrt(2.0 * math.pi)
+    out = np.empty(s.shape[0])
+    for j in range(s.shape[0]):
+        out[j] = inv2pi * math.exp(-0.5 * s[j] * s[j])
+    return out
+
+
+@njit(cache=True, inline="always")
+def _interface_flux(Phi, off, s, s_if, ph, ph_if, I, out):
+    """Fluxes ``Phi(Q_{I+1/2})`` (all columns, into ``out``) at the interface after sorted element
+    I (I < N - 1): ``Psi = Phi / phi(s)`` interpolated in the label (cubic Lagrange through the
+    four nearest elements, linear next to the ends) times the exact ``phi(s_iface)``.
+    ``Phi[j - off]`` is the flux of sorted element j; ``ph``, ``ph_if``: :func:`_gauss` of the
+    element and interface labels."""
+    N = s.shape[0]
+    C = Phi.shape[1]
     t = s_if[I]
     j0 = I - 1 if (I >= 1 and I <= N - 3) else I
     npt = 4 if (I >= 1 and I <= N - 3) else 2
-    right = 0.0
+    for c in range(C):
+        out[c] = 0.0
     for a in range(npt):
         v = 1.0
         for b in range(npt):
             if b != a:
                 v *= (t - s[j0 + b]) / (s[j0 + a] - s[j0 + b])
         j = j0 + a
-        ph = inv2pi * math.exp(-0.5 * s[j] * s[j])
-        right += v * (Phi[j - off, c] / ph)
-    return right * (inv2pi * math.exp(-0.5 * t * t))
+        for c in range(C):
+            out[c] += v * (Phi[j - off, c] / ph[j])
+    for c in range(C):
+        out[c] *= ph_if[I]
 
 
 @njit(cache=True)
-def _divergence_at(Phi, off, w, s, s_if, idx, out):
+def _divergence_at(Phi, off, w, s, s_if, ph, ph_if, idx, out):
     """Flux-form ``d_q Phi`` on the cells at the sorted elements ``idx``:
     ``out[k] = (Phi(Q_{I+1/2}) - Phi(Q_{I-1/2})) / w_I`` for ``I = idx[k]``, with zero flux
     beyond the outermost cells (:func:`_interface_flux`; ``w`` and ``s`` in position order).
@@ -478,12 +491,20 @@ def _divergence_at(Phi, off, w, s, s_if, idx, out):
     (:meth:`FluidFields1D.divergence_range`), so a rank needs only those."""
     N = s.shape[0]
     C = Phi.shape[1]
+    right = np.zeros(C)
+    left = np.zeros(C)
     for k in range(idx.shape[0]):
         I = idx[k]
+        if I < N - 1:
+            _interface_flux(Phi, off, s, s_if, ph, ph_if, I, right)
+        else:
+            right[:] = 0.0
+        if I > 0:
+            _interface_flux(Phi, off, s, s_if, ph, ph_if, I - 1, left)
+        else:
+            left[:] = 0.0
         for c in range(C):
-            right = _interface_flux(Phi, off, s, s_if, I, c) if I < N - 1 else 0.0
-            left = _interface_flux(Phi, off, s, s_if, I - 1, c) if I > 0 else 0.0
-            out[k, c] = (right - left) / w[I]
+            out[k, c] = (right[c] - left[c]) / w[I]
 
 
 def _bin_layout(s, x, w, width):
@@ -756,8 +777,10 @@ class FluidFields1D:
             targets = g.inv
             Phi = np.ascontiguousarray((f.n[:, None] * np.asarray(G, np.float64)[:, 0, :])[g.order])
         out = np.empty((targets.shape[0], Phi.shape[1]))
-        _divergence_at(np.ascontiguousarray(Phi), int(off), g.ws, g.s, g.s_if,
-                       np.ascontiguousarray(targets), out)
+        if g.gauss is None:
+            g.gauss = (_gauss(g.s), _gauss(g.s_if))
+        _divergence_at(np.ascontiguousarray(Phi), int(off), g.ws, g.s, g.s_if, g.gauss[0],
+                       g.gauss[1], np.ascontiguousarray(targets), out)
         return out
 
     @staticmethod
@@ -789,6 +812,8 @@ class FluidGeometry:
     vs: np.ndarray
     xsrc: np.ndarray
     wsrc: np.ndarray
+    #: ``phi(s)`` and ``phi(s_if)`` (:func:`_gauss`), made by the first divergence
+    gauss: object = None
 
 
 # --------------------------------------------------------------------------- the estimator
