@@ -20,10 +20,13 @@ default path of the kernel estimator (grid path, Fisher or standard-deviation sp
   them at all positions (all-gathered, ``D`` doubles per trajectory) and one ``Alltoallv``
   returns each rank its rows of every column.
 
-The pair and tree paths (small swarms, ``D > 3``, grids too large) all-gather the source fields
-(and the positions) in global order and each rank sums at its own targets; the tree path's
-neighbour lists are sorted per target (:func:`mqcd.fields.kernels.neighbour_lists`), so each
-target's sum runs in ascending source order whichever query built them.
+The pair path (small swarms) all-gathers the source fields (and the positions) in global order
+and each rank sums at its own targets. The tree path (``D > 3``, grids too large) all-gathers
+the positions only, deals all targets to the ranks as slabs of equal neighbour work
+(:func:`mqcd.fields.engine.slab_partition`), and each rank receives from their owners the source
+fields within its slab's kernel support (``Alltoallv``); its neighbour lists are sorted per
+target (:func:`mqcd.fields.kernels.neighbour_lists`), so each target's sum runs in ascending
+source order whichever query built them.
 The modal estimator (:mod:`mqcd.fields.density`) gathers its subsample of at most 20000 positions;
 each rank finds the k nearest neighbours of its block of the subsample and one all-gather
 assembles the pilot, on which every rank repeats the (sequential) persistence merge.

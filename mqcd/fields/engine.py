@@ -182,40 +182,125 @@ TREE_MAX_PAIRS = 5e7
 """Largest number of neighbour pairs the tree path may hold (~16 bytes each: 0.8 GB)."""
 
 
-def balanced_targets(xt, P):
-    """Deal the targets ``xt`` (M, D) to ``P`` ranks by position: sorted by the leading
-    coordinate (stable), rank r gets the sorted positions ``r, r + P, r + 2P, ...``. Returns
-    the list of the ranks' target indices, each ascending. Every rank then samples the whole
-    swarm evenly, so its neighbour work stays within a few per cent of the mean however the
-    swarm has split (the tree path's cost per target is its neighbour count); deterministic."""
-    order = np.argsort(np.asarray(xt)[:, 0], kind="stable")
-    return [np.sort(order[r::P]) for r in range(P)]
+SLAB_TARGET_COST = 16.0
+"""Work of one target of the tree path in neighbour pairs, besides its pairs (its list
+building and output row), for :func:`slab_partition`."""
+
+
+SLAB_PROBES = 4096
+"""Targets (D > 1) and sources (x 16) whose neighbour counts estimate the tree path's work."""
+
+
+def slab_partition(xt, xs, h, radius, P):
+    """Deal the targets ``xt`` (M, D) to ``P`` ranks as contiguous slabs of the leading
+    coordinate with equal estimated work, and say which sources ``xs`` (N, D) each slab needs.
+
+    The work of a target is its number of neighbours (sources within ``radius`` in units of
+    ``h`` (D,), the tree path's lists) plus :data:`SLAB_TARGET_COST`. In 1D the count is exact
+    (two sorted searches). In D > 1 it is estimated on a deterministic subsample: every m-th
+    target in the sorted order (:data:`SLAB_PROBES` of them) counts its neighbours among every
+    m'-th source (``cKDTree``, scaled by m'), interpolated linearly to the targets between
+    probes. The targets sorted by the leading coordinate (stable) are cut where the
+    cumulative work crosses ``r / P`` of the total. Every rank computes the same partition from
+    the same positions. A split swarm (a dense and a sparse packet) stays balanced, and rank
+    ``r`` holds only the sources in its slab widened by the kernel support ``radius h_0``: at
+    most ``N + 2 (P - 1) max_slab`` sources over all ranks, ``max_slab`` the most sources within
+    the support of one target along the leading coordinate.
+
+    Returns ``(targets, sources)``: two lists of ``P`` ascending index arrays (into ``xt`` and
+    ``xs``)."""
+    xt = np.asarray(xt, dtype=np.float64)
+    xs = np.asarray(xs, dtype=np.float64)
+    h = np.asarray(h, dtype=np.float64)
+    t0, s0 = xt[:, 0], xs[:, 0]
+    t_order = np.argsort(t0, kind="stable")
+    s_order = np.argsort(s0, kind="stable")
+    s_sorted = s0[s_order]
+    ts = t0[t_order]
+    w = float(radius * h[0]) * (1.0 + 1e-9) + 1e-300    # covers the scaled metric's rounding
+    M = ts.size
+    if xt.shape[1] == 1 or M == 0:
+        cost = (np.searchsorted(s_sorted, ts + w, side="right")
+                - np.searchsorted(s_sorted, ts - w, side="left")).astype(np.float64)
+    else:
+        from scipy.spatial import cKDTree
+        mt = max(1, -(-M // SLAB_PROBES))
+        ms = max(1, -(-xs.shape[0] // (16 * SLAB_PROBES)))
+        probes = t_order[::mt]
+        tree = cKDTree(xs[::ms] / h)
+        counts = ms * tree.query_ball_point(xt[probes] / h, radius, return_length=True)
+        cost = np.interp(np.arange(M), np.arange(0, M, mt), np.asarray(counts, np.float64))
+    cum = np.cumsum(cost + SLAB_TARGET_COST)
+    total = cum[-1] if M else 0.0
+    cuts = np.searchsorted(cum, total * np.arange(1, P) / P, side="left") + 1
+    bounds = np.maximum.accumulate(np.concatenate([[0], np.minimum(cuts, M), [M]]))
+    bounds = bounds.astype(np.int64)
+    targets, sources = [], []
+    for r in range(P):
+        a, b = bounds[r], bounds[r + 1]
+        targets.append(np.sort(t_order[a:b]))
+        if b > a:
+            lo = np.searchsorted(s_sorted, ts[a] - w, side="left")
+            hi = np.searchsorted(s_sorted, ts[b - 1] + w, side="right")
+            sources.append(np.sort(s_order[lo:hi]))
+        else:
+            sources.append(np.zeros(0, dtype=np.int64))
+    return targets, sources
 
 
 def _tree_balanced(xt, F, groups, settings, lam, ws, dist, nbr_h):
-    """Tree path under MPI (:func:`kernel_sums_flat`): every rank evaluates its share of all
-    targets (:func:`balanced_targets`) over all sources, and one all-to-all returns the rows."""
+    """Tree path under MPI (:func:`kernel_sums_flat`): the targets of all ranks are dealt out
+    as slabs of equal work (:func:`slab_partition`; positions all-gathered, ``D`` doubles per
+    trajectory); each rank receives from their owners only the source rows its slab's kernels
+    reach (one ``Alltoallv``), builds the same neighbour lists as the serial path (same radius,
+    sources in ascending global order, so each target's sum runs over the same sources in the
+    same order: bit-for-bit serial) and one all-to-all returns the rows to the targets'
+    owners. No rank holds the whole swarm's source fields."""
     comm = dist.comm
     P, rank = comm.size, comm.rank
-    F_all, lam_all = dist.gather(F, lam)
     xs_all = np.ascontiguousarray(dist.x_all)
     counts = comm.allgather_rows(np.array([xt.shape[0]], np.int64))
     differs = not (xt.shape == dist.x.shape and np.array_equal(xt, dist.x))
     same = not comm.max(np.array([float(differs)]))[0]       # targets = sources on every rank
     xt_all = xs_all if same else comm.allgather_rows(xt)
-    share = balanced_targets(xt_all, P)
-    starts = np.concatenate([[0], np.cumsum(counts)])
+    # the serial path's neighbour radius: the largest bandwidth, the largest source factor
+    hbig = (np.max(np.stack([g.h for g in groups]), axis=0) if nbr_h is None
+            else np.asarray(nbr_h, dtype=np.float64))
+    lam_max = 1.0 if lam is None else float(comm.max(np.array(
+        [np.max(lam, initial=-np.inf)], dtype=np.float64))[0])
+    radius = settings.cutoff * lam_max
+    share, need = slab_partition(xt_all, xs_all, hbig, radius, P)
+    # my source rows that each rank needs, and the rows I need from each rank (owner order =
+    # ascending global order)
+    s_counts = comm.allgather_rows(np.array([dist.x.shape[0]], np.int64))
+    s_starts = np.concatenate([[0], np.cumsum(s_counts)])
+    s_lo, s_hi = s_starts[rank], s_starts[rank + 1]
+    cols = F                                                  # (n, m) source fields
+    if lam is not None:
+        cols = np.concatenate([cols, np.asarray(lam, dtype=np.float64)[:, None]], axis=1)
+    send = [cols[q[(q >= s_lo) & (q < s_hi)] - s_lo] for q in need]
+    mine_need = need[rank]
+    from_rank = [int(np.count_nonzero((mine_need >= s_starts[q]) & (mine_need < s_starts[q + 1])))
+                 for q in range(P)]
+    recv = comm.alltoall_blocks(send, [c * cols.shape[1] for c in from_rank])
+    got_src = np.concatenate([r.reshape(-1, cols.shape[1]) for r in recv], axis=0)
+    F_need = np.ascontiguousarray(got_src[:, :F.shape[1]])
+    lam_need = None if lam is None else np.ascontiguousarray(got_src[:, -1])
     mine = share[rank]
-    rows, offsets = kernel_sums_flat(np.ascontiguousarray(xt_all[mine]), xs_all, F_all, groups,
-                                     "tree", settings, lam=lam_all, nbr_h=nbr_h)
+    xs_need = np.ascontiguousarray(xs_all[mine_need])
+    xt_mine = np.ascontiguousarray(xt_all[mine])
+    nbr = neighbour_lists(xt_mine, xs_need, hbig, radius)
+    rows, offsets = kernel_sums_flat(xt_mine, xs_need, F_need, groups, "tree", settings,
+                                     lam=lam_need, nbr=nbr)
     ncol = rows.shape[1]
+    starts = np.concatenate([[0], np.cumsum(counts)])
     owner = np.searchsorted(starts, mine, side="right") - 1
     blocks = [rows[owner == q] for q in range(P)]
     lo, hi = starts[rank], starts[rank + 1]
     got = [a[(a >= lo) & (a < hi)] - lo for a in share]        # my targets computed by rank r
-    recv = comm.alltoall_blocks(blocks, [g.size * ncol for g in got])
+    back = comm.alltoall_blocks(blocks, [g.size * ncol for g in got])
     full = ws.array("kernel_sums", (xt.shape[0], ncol))
-    for g, r in zip(got, recv):
+    for g, r in zip(got, back):
         full[g] = r.reshape(g.size, ncol)
     return full, offsets
 
