@@ -287,7 +287,9 @@ def test_pair_centre_far_from_a_trajectory_is_not_used():
 
 
 def test_energy_form_conserves_each_trajectory():
-    """qc_force = 'energy': the power of the force cancels the electronic energy change."""
+    """qc_force = 'energy': the power of the force cancels the electronic energy change; near
+    turning points the correction is scaled by T / (T + floor), whichever way it moves the
+    electronic energy."""
     rng = np.random.default_rng(9)
     N = 40
     th = rng.random(N) * np.pi
@@ -295,15 +297,28 @@ def test_energy_form_conserves_each_trajectory():
     rho = np.einsum("ia,ib->iab", psi, np.conj(psi))
     V = np.broadcast_to(np.eye(2, dtype=complex), rho.shape).copy()
     Df = pair_differences(rng.normal(0, 2.0, (N, 1, 2)))
-    unm = np.broadcast_to(rng.normal(0, 1e-3, (N, 1))[:, :, None, None], Df.shape)
+    u = rng.normal(0, 1e-3, (N, 1))
     E = np.stack([np.zeros(N), 0.05 + rng.random(N) * 0.01], 1)
+    # the electronic energy rate is 2 |rho_01|^2 (u Df_01) (E_0 - E_1): raised on the slow rows
+    # 0, 2, 4, lowered on 1, 3
+    u[:5, 0] = -np.abs(u[:5, 0]) * np.sign(Df[:5, 0, 0, 1]) * np.array([1, -1, 1, -1, 1])
+    unm = np.broadcast_to(u[:, :, None, None], Df.shape)
     v = rng.normal(0, 0.01, (N, 1)) + 0.01
     v[:5] = 1e-5                                   # near turning points: scaled, still exact
+    def power(G):
+        return np.real(np.einsum("iab,iba->i", -1j * (np.einsum("iab,ibc->iac", G, rho)
+                                                      - np.einsum("iab,ibc->iac", rho, G)),
+                                 np.einsum("in,nm->inm", E, np.eye(2))))
     G, F = correction_and_force(rho, V, Df, unm, E, v, [M], "energy", 1e-4)
-    p_el = np.real(np.einsum("iab,iba->i", -1j * (np.einsum("iab,ibc->iac", G, rho)
-                                                  - np.einsum("iab,ibc->iac", rho, G)),
-                             np.einsum("in,nm->inm", E, np.eye(2))))
+    p_el = power(G)
     assert np.max(np.abs(p_el + np.sum(F * v, 1))) < 1e-12 * np.max(np.abs(p_el))
+    # against the unscaled correction (floor -> 0): the factor T / (T + floor) per trajectory
+    G1, _ = correction_and_force(rho, V, Df, unm, E, v, [M], "energy", 1e-300)
+    p1 = power(G1)
+    T = 0.5 * M * v[:, 0] ** 2
+    want = T / (T + 1e-4)
+    np.testing.assert_array_equal(p1[:5] > 0, [True, False, True, False, True])
+    np.testing.assert_allclose(p_el, want * p1, rtol=1e-10, atol=0)
 
 
 def test_energy_shell_momenta_have_the_surface_kinetic_energy():

@@ -2,6 +2,7 @@
 decoherence indicator against exact, and the cost of the per-mode density estimator.
 
     python tools/ctmqc_validation.py table --ntraj 200 [--methods ehrenfest-qc,...] [--cases ...]
+    python tools/ctmqc_validation.py table --ntraj 1000 --cases scan --methods ehrenfest,fssh,...
     python tools/ctmqc_validation.py coherence --ntraj 1000
     python tools/ctmqc_validation.py cost
     python tools/ctmqc_validation.py mode-every [--every 1,5,20] [--seeds 1,2,3] [--ntraj 1000]
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mqcd.analysis.validate import CASES as SCAN
 from mqcd.analysis.validate import branching_vec, exact_result, scattering_deck
 
 CASES = [("tully1", 10.0), ("tully1", 20.0), ("tully2", 16.0), ("tully2", 30.0),
@@ -45,6 +47,7 @@ OLD = {"name": "ehrenfest-qc", "quantum_momentum": "osmotic", "force_reset": "ne
        "qc_force": "gradient"}
 METHODS = {
     "ehrenfest": {"name": "ehrenfest"},
+    "fssh": {"name": "fssh"},
     "fssh+edc": {"name": "fssh", "decoherence": "edc"},
     "ehrenfest-qc": {"name": "ehrenfest-qc"},
     # the previous default (global normal-reference kernel, osmotic u with the population
@@ -103,10 +106,35 @@ def run_case(model, k, label, ntraj, data, seed=1):
             "seconds": sec, "result": res, "exact": ex}
 
 
+def parse_cases(text):
+    """``""`` -> the seven comparison cases; a model name (``"tully3"``) -> that model's momenta
+    of the full scan of docs/validation.md (``mqcd.analysis.validate.CASES``); ``"scan"`` -> all
+    of them; ``"model:k"`` -> one case. Comma-separated items are concatenated."""
+    if not text:
+        return list(CASES)
+    out = []
+    for item in text.split(","):
+        if item == "scan":
+            out += [(m, k) for m, ks in SCAN.items() for k in ks]
+        elif item in SCAN:
+            out += [(item, k) for k in SCAN[item]]
+        elif ":" in item:
+            out.append((item.split(":")[0], float(item.split(":")[1])))
+        else:
+            raise SystemExit(f"--cases: {item!r} is not 'model:k', a model ({', '.join(SCAN)}) "
+                             "or 'scan'")
+    return out
+
+
 def cmd_table(args):
+    """One row per case, one cell per method. With one seed a cell is ``max|Δ| (ensemble drift /
+    largest trajectory drift)``; with several (``--seed 1,2,3``) it is the per-seed max|Δ|, their
+    mean, and the largest drifts over the seeds, so a difference can be read against the
+    seed-to-seed spread (on the cases where the swarm splits it is several hundredths, well
+    above the binomial error)."""
     labels = args.methods.split(",")
-    cases = CASES if not args.cases else [(c.split(":")[0], float(c.split(":")[1]))
-                                          for c in args.cases.split(",")]
+    cases = parse_cases(args.cases)
+    seeds = [int(v) for v in str(args.seed).split(",")]
     print(f"N = {args.ntraj}, seed {args.seed}: max|Δ| (ensemble drift / largest trajectory "
           "drift, hartree; * = ran to t_end)")
     print("| case | " + " | ".join(labels) + " |")
@@ -114,10 +142,17 @@ def cmd_table(args):
     for model, k in cases:
         cells = []
         for lab in labels:
-            r = run_case(model, k, lab, args.ntraj, args.data, args.seed)
-            cells.append(f"{r['delta']:.3f} ({r['drift_ens']:.1e}/{r['drift_max']:.1e})"
-                         + ("" if r["exited"] else "*"))
-            print(f"# {model} k={k:g} {lab}: {r['seconds']:.0f} s", file=sys.stderr, flush=True)
+            rs = []
+            for seed in seeds:
+                rs.append(run_case(model, k, lab, args.ntraj, args.data, seed))
+                print(f"# {model} k={k:g} {lab} seed {seed}: {rs[-1]['seconds']:.0f} s",
+                      file=sys.stderr, flush=True)
+            d = [r["delta"] for r in rs]
+            head = f"{d[0]:.3f}" if len(d) == 1 else \
+                "/".join(f"{v:.3f}" for v in d) + f" (mean {np.mean(d):.3f})"
+            cells.append(head + f" ({max(r['drift_ens'] for r in rs):.1e}/"
+                         f"{max(r['drift_max'] for r in rs):.1e})"
+                         + ("" if all(r["exited"] for r in rs) else "*"))
         print(f"| {model} k={k:g} | " + " | ".join(cells) + " |", flush=True)
 
 
@@ -253,9 +288,11 @@ def main(argv=None):
             p.add_argument("--data", default=DATA)
         return p
     t = sub_with("table", 200)
-    t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--seed", default="1", help="one seed, or several comma-separated")
     t.add_argument("--methods", default="ehrenfest-qc,fssh-coupled")
-    t.add_argument("--cases", default="")
+    t.add_argument("--cases", default="",
+                   help="'' = the seven comparison cases; 'model:k', a model name (its momenta "
+                        "of the full scan) or 'scan' (all four models' scans), comma-separated")
     h = sub_with("coherence", 1000)
     h.add_argument("--seed", type=int, default=1)
     h.add_argument("--methods", default="ehrenfest,ehrenfest-qc-old,ehrenfest-qc")
