@@ -63,9 +63,12 @@ METHODS = {
                         "force_reset": "never"},
     "qc-half": {"name": "ehrenfest-qc", "correction_scale": 0.5},
     # the modes searched every step, or every 10 steps and carried in between (mode_every),
-    # with the width bound off as in the documented table (docs/theory/fields.md 9.2)
+    # with the width bound off as in the documented table (docs/theory/fields.md 9.2), and with
+    # the bound at its default (4)
     "qc-every1": {"name": "ehrenfest-qc", "mode_every": 1, "mode_width_bound": 0.0},
     "qc-every10": {"name": "ehrenfest-qc", "mode_every": 10, "mode_width_bound": 0.0},
+    "qc-every1-bound": {"name": "ehrenfest-qc", "mode_every": 1, "mode_width_bound": 4.0},
+    "qc-every10-bound": {"name": "ehrenfest-qc", "mode_every": 10, "mode_width_bound": 4.0},
     # each mode's width held within a factor 4 of the swarm's reference (mode_width_bound; the
     # default), or not bounded (the default before)
     "qc-width-bound-4": {"name": "ehrenfest-qc", "mode_width_bound": 4.0},
