@@ -164,6 +164,19 @@ out["tree_div"] = divergence_pairs(f, x[sl], G[sl])
 f = estimate_fields(x[sl], None, np.ones(D), FieldOptions(method="tree"), need=("logn2",),
                     comm=comm)
 out["tree_density"] = rows(f.dlogn, f.d2logn)
+# the tree path at other targets than the sources, with per-source factors, the targets all
+# on the last rank (the others evaluate targets they do not own and own none)
+from mqcd.fields.distributed import Distributed
+from mqcd.fields.engine import EngineSettings, Group, kernel_sums_flat
+from mqcd.fields.multiindex import multi_indices
+xt = x[::4] + 0.37
+t_lo, t_hi = (0, xt.shape[0]) if comm.rank == comm.size - 1 else (0, 0)
+lam = np.exp(0.3 * np.sin(3.0 * x[:, 0]))
+dist = Distributed(comm, x[sl]).with_targets(xt[t_lo:t_hi])
+kt, _ = kernel_sums_flat(xt[t_lo:t_hi], x[sl], rho[sl].reshape(-1, 4).real, [Group(
+    multi_indices(D, 2), 0, 4, np.full(D, 0.3), "deriv")], "tree", EngineSettings(),
+    lam=lam[sl], dist=dist)
+tree_targets = comm.gather_rows(np.ascontiguousarray(kt))
 # the modal estimator with its subsample (sample < N) and the CTMQC slopes alpha
 est = ModalEstimator({}, types.SimpleNamespace(masses=np.ones(D)), None, comm, ("density", "alpha"))
 est.sample = 500
@@ -186,7 +199,7 @@ if D == 1:
     out["fluid_damp"] = est.extra_force(sw, f)
 res = {k: comm.gather_rows(v) if k not in ("h", "n_modes") else v for k, v in out.items()}
 if comm.is_root:
-    np.savez(sys.argv[2], **res)
+    np.savez(sys.argv[2], tree_targets=tree_targets, **res)
 '''
 
 
@@ -203,7 +216,8 @@ def test_estimators_in_pieces_equal_serial(tmp_path, monkeypatch, D, reduction, 
     source fields per rank on 2 ranks, output columns round-robin on 3, each at all targets, then
     an all-to-all); the pair path (sources gathered, each rank at its own targets) and the tree
     path (targets dealt to the ranks as slabs of equal work, each rank receiving only the
-    sources its slab's kernels reach, rows returned by an all-to-all) likewise, and
+    sources its slab's kernels reach, rows returned by an all-to-all; also at other targets
+    than the sources, all owned by one rank, with per-source factors) likewise, and
     in 1D the fluid-element estimator (positions gathered, window values from their owners)."""
     monkeypatch.setenv("MQCD_GRID_REDUCTION", reduction)
     monkeypatch.setenv("MQCD_GRID_TRANSFORMS", transforms)
