@@ -477,12 +477,17 @@ def test_grid_memory_batches_give_the_same_sums(monkeypatch):
         assert np.allclose(getattr(got, name), getattr(ref, name), rtol=1e-12, atol=1e-14), name
 
 
-def test_all_pairs_fallback_is_counted_and_reported():
+def test_all_pairs_fallback_is_counted_and_reported(monkeypatch):
     """A swarm whose grid would need too many cells and whose neighbour lists too many pairs is
-    summed over all pairs, O(N^2) per step: the estimator counts such estimates and the run's
-    problems (end-of-run warning, ``mqcd summary``) say so; a small swarm summed over pairs by
-    design is not counted."""
+    summed over all pairs, O(N^2) per step: a warning says so at once (once per process, before
+    the slow sum), the estimator counts such estimates and the run's problems (end-of-run
+    warning, ``mqcd summary``) say so; a small swarm summed over pairs by design is neither
+    warned about nor counted."""
     import types
+    import warnings
+
+    import mqcd.fields.estimate as estimate_module
+    monkeypatch.setattr(estimate_module, "_WARNED_ALL_PAIRS", [False])
 
     from mqcd.analysis.summary import run_problems
     from mqcd.fields import FieldOptions, estimate_fields
@@ -490,10 +495,15 @@ def test_all_pairs_fallback_is_counted_and_reported():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(3000, 1))
     est = SwarmEstimator({}, types.SimpleNamespace(masses=[1.0]), None, None, ("density",))
-    big = estimate_fields(x, None, np.ones(1), FieldOptions(max_grid_cells=10,
-                                                            tree_max_fraction=0.0),
-                          need=("density",))
-    small = estimate_fields(x[:50], None, np.ones(1), FieldOptions(), need=("density",))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small = estimate_fields(x[:50], None, np.ones(1), FieldOptions(), need=("density",))
+    tight = FieldOptions(max_grid_cells=10, tree_max_fraction=0.0)
+    with pytest.warns(RuntimeWarning, match="3000 trajectories falls back to all pairs"):
+        big = estimate_fields(x, None, np.ones(1), tight, need=("density",))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                 # once per process
+        estimate_fields(x, None, np.ones(1), tight, need=("density",))
     assert big.method == "pairs" and small.method == "pairs"
     est.note_path(small)
     assert est.all_pairs_steps == 0

@@ -16,6 +16,7 @@ kernel sums are computed by one of three interchangeable paths (:mod:`mqcd.field
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -207,6 +208,24 @@ def _log_derivatives(S, i2, i3, order, n, l1, l2, l3):
                                           + 2.0 * l1[t, i] * l1[t, j] * l1[t, k])
 
 
+_WARNED_ALL_PAIRS = [False]
+
+
+def warn_all_pairs(N: int, reason: str, comm=None) -> None:
+    """Say at once (a ``RuntimeWarning``, once per process, on the root rank) that a field
+    estimate of ``N`` trajectories falls back to all pairs: O(N^2) per step, which at large N
+    looks like a run that hangs. ``reason`` is the path choice's (which limit the grid and the
+    tree exceeded). The run's end and ``mqcd summary`` report the count of such estimates."""
+    if _WARNED_ALL_PAIRS[0]:
+        return
+    _WARNED_ALL_PAIRS[0] = True
+    if comm is None or getattr(comm, "is_root", True):
+        warnings.warn(f"field estimate of {N} trajectories falls back to all pairs, O(N^2) per "
+                      f"step ({reason}). Usually trajectories thrown far out or bandwidths that "
+                      "collapsed: check diagnostics/bandwidth_density and the positions "
+                      "(docs/performance.md)", RuntimeWarning, stacklevel=3)
+
+
 def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = None, *, weights=None,
                     need=DEFAULT_NEED, at=None, workspace: Optional[FieldWorkspace] = None,
                     comm=None) -> FieldEstimate:
@@ -339,6 +358,8 @@ def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = Non
         method, reason = choose_method(opts.method, N, M, D, x, np.minimum(h_n, h_r) * lmin,
                                        h_big * lmax, settings, opts.pairs_below, opts.max_grid_cells,
                                        opts.tree_max_fraction, n_classes=ncls)
+    if method == "pairs" and not (reason.startswith("N*M <") or reason == "requested"):
+        warn_all_pairs(N, reason, comm)
     nbr = None
     if method == "tree" and dist is None:   # under MPI the engine deals the targets out itself
         # one neighbour list serves both kernels: radius cutoff * max(lam) in units of max(h_n, h_r)
