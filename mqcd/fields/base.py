@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .engine import is_pairs_fallback
+
 
 class SwarmEstimator:
     """Base class: subclasses set ``name`` and implement :meth:`estimate`.
@@ -69,8 +71,7 @@ class SwarmEstimator:
         for that (``N * M >= pairs_below**2``: the grid would need too many cells and the tree
         too many neighbours), O(N^2) per step; the run reports it (``run_problems``)."""
         reason = getattr(f, "method_reason", "") or ""
-        if getattr(f, "method", None) == "pairs" and not (reason.startswith("N*M <")
-                                                          or reason == "requested"):
+        if is_pairs_fallback(getattr(f, "method", None), reason):
             self.all_pairs_steps += 1
             self.all_pairs_reason = reason
 

@@ -305,6 +305,14 @@ def _tree_balanced(xt, F, groups, settings, lam, ws, dist, nbr_h):
     return full, offsets
 
 
+def is_pairs_fallback(method: str, reason: str) -> bool:
+    """Whether :func:`choose_method`'s ``(method, reason)`` is the all-pairs path taken because
+    the grid and the tree were refused (O(N^2) per step), not by design (a small swarm, or
+    requested)."""
+    reason = reason or ""
+    return method == "pairs" and not (reason.startswith("N*M <") or reason == "requested")
+
+
 def choose_method(method, N, M, D, x, h_min, h_max, settings: EngineSettings, pairs_below,
                   max_grid_cells, tree_max_fraction, n_classes=1):
     """Resolve ``"auto"`` and check an explicit ``"grid"`` request.

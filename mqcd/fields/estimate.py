@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 from .bandwidth import abramson_factors, bandwidth, effective_count
-from .engine import Group, choose_method, kernel_sums, kernel_sums_flat
+from .engine import Group, choose_method, is_pairs_fallback, kernel_sums, kernel_sums_flat
 from .kernels import neighbour_lists
 from .multiindex import full_symmetric_index, multi_indices
 from .regression import gram_index, solve_from_columns
@@ -358,7 +358,7 @@ def estimate_fields(x, rho=None, masses=None, opts: Optional[FieldOptions] = Non
         method, reason = choose_method(opts.method, N, M, D, x, np.minimum(h_n, h_r) * lmin,
                                        h_big * lmax, settings, opts.pairs_below, opts.max_grid_cells,
                                        opts.tree_max_fraction, n_classes=ncls)
-    if method == "pairs" and not (reason.startswith("N*M <") or reason == "requested"):
+    if is_pairs_fallback(method, reason):
         warn_all_pairs(N, reason, comm)
     nbr = None
     if method == "tree" and dist is None:   # under MPI the engine deals the targets out itself
