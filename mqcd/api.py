@@ -26,6 +26,7 @@ from .io.results import Result, check_writable, write_result
 from .methods import build_method
 from .models import ModelError, model_fingerprint, user_frame
 from .models.check import check_at
+from .models.stiffness import VERLET_LIMIT, sample_rows, stiffest_frequency, time_step_message
 from .parallel import CollectiveError, block_counts, get_comm, mark_collective
 from .runtime import (DroppedTrajectoriesWarning, Progress, RunInterrupted, RunLock,
                       RunProblemWarning, StopSignals, resolve_mode)
@@ -104,6 +105,27 @@ def _preflight(model, x, comm, when, require_finite=True):
             f"{msg}. Nothing was computed; `mqcd check-model DECK` runs the full check"))
 
 
+def _check_time_step(model, x, index, deck, comm):
+    """A DeckError on every rank, before any step, when ``[run] dt`` is beyond the velocity-Verlet
+    stability limit ``2 / omega_max`` of the model at the initial positions (mqcd/models/
+    stiffness.py); the sampled trajectories are fixed by global index, so the verdict does not
+    depend on the rank count. ``[run] on_unstable_step`` = 'warn' warns (root rank) instead,
+    'off' skips the check."""
+    policy = deck.run["on_unstable_step"]
+    if policy == "off":
+        return
+    rows = sample_rows(index, deck.run["trajectories"], model.ndof)
+    omega = stiffest_frequency(model, x[rows]) if rows.size else 0.0
+    omega = float(comm.max(np.array([omega]))[0])
+    msg = time_step_message(omega, float(deck.run["dt"]))
+    if msg and policy == "stop":
+        raise mark_collective(DeckError(msg + "; [run] on_unstable_step = \"warn\" runs it anyway"))
+    if msg and comm.is_root:
+        warnings.warn(msg.replace("; nothing was computed", "; running anyway "
+                                  "([run] on_unstable_step = \"warn\")"), RunProblemWarning,
+                      stacklevel=2)
+
+
 def build_swarm(deck, model, method, comm):
     """Initial swarm for this rank's block of trajectories (the model is checked at the initial
     positions first: shapes, dtype, finite values, hermiticity)."""
@@ -122,13 +144,38 @@ def build_swarm(deck, model, method, comm):
     # they are dropped at t = 0 like any other; the rest of the check still applies
     _preflight(model, x, comm, "at the initial positions (t = 0)",
                require_finite=deck.run["on_nonfinite"] == "stop")
+    _check_time_step(model, x, index, deck, comm)
     H, dH = model.allocate(index.size)
     model.evaluate_into(x, H, dH)
     sw = Swarm(x=x, p=p, rho=rho, masses=model.masses, keys=keys, index=index, H=H, dH=dH,
                H_prev=np.empty_like(H), active=ic.active, dt=deck.run["dt"], weight=ic.weight)
     sw.info = ic.report
     method.setup(sw)
+    _check_bohm_step(method, deck, comm)
     return sw
+
+
+def _check_bohm_step(method, deck, comm):
+    """qhd with kernel fields: the same verdict as :func:`_check_time_step` for the quantum
+    force's fastest fluid-element mode at the first field estimate (``omega_Q dt >= 2``,
+    :func:`mqcd.models.stiffness.bohm_frequency`); later steps are reported at the end."""
+    wdt = getattr(method, "bohm_max", None)
+    policy = deck.run["on_unstable_step"]
+    if wdt is None or policy == "off" or wdt < VERLET_LIMIT:
+        return
+    dt = float(deck.run["dt"])
+    msg = (f"[run] dt = {dt:.4g} a.u. is beyond the stability limit of the qhd quantum force at "
+           f"the initial density bandwidths: its fastest fluid-element (Bohm) mode, omega_Q = "
+           f"(2/e)/(M h^2) = {wdt / dt:.4g} hartree, needs dt < 2/omega_Q = {2 * dt / wdt:.4g} a.u. "
+           f"(short density ripples grow otherwise and elements are thrown out; the limit "
+           f"tightens as N grows or a packet is squeezed). Use dt <= {0.5 * dt / wdt:.3g} a.u. "
+           f"(omega_Q dt <= 0.5, room for the bandwidth to shrink by 2 as packets are squeezed)")
+    if policy == "stop":
+        raise mark_collective(DeckError(msg + "; nothing was computed ([run] on_unstable_step = "
+                                        "\"warn\" runs it anyway)"))
+    if comm.is_root:
+        warnings.warn(msg + "; running anyway ([run] on_unstable_step = \"warn\")",
+                      RunProblemWarning, stacklevel=2)
 
 
 # Per-trajectory Swarm fields (first axis = local trajectory) saved in checkpoints and restricted
@@ -528,6 +575,10 @@ class _Runner:
         if est is not None and getattr(est, "all_pairs_steps", 0):
             attrs["fields_all_pairs_steps"] = int(est.all_pairs_steps)
             attrs["fields_all_pairs_reason"] = str(est.all_pairs_reason)
+        if getattr(method, "bohm_max", None) is not None:
+            attrs["bohm_stiffness_max"] = float(method.bohm_max)
+            at = getattr(method, "bohm_unstable_at", None)
+            attrs["bohm_unstable_at"] = -1.0 if at is None else float(at)
         if model.scattering:
             attrs["inside_at_end"], _ = _exit_status(sw, self.radius, comm, count=True)
             attrs["exit_radius"] = float(self.radius)

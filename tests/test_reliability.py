@@ -347,10 +347,14 @@ t_end = 40.0
 
 def test_6_exploding_run_is_reported_at_the_end_and_by_summary(tmp_path, capsys):
     from mqcd.runtime import RunProblemWarning
-    deck = spin_boson(tmp_path, 0.39)            # w_max dt = 2.9 > 2: velocity Verlet unstable
+    # w_max dt = 2.9 > 2: velocity Verlet unstable; the up-front check is told to only warn
+    deck = spin_boson(tmp_path, 0.39, 'on_unstable_step = "warn"')
     out = tmp_path / "x.h5"
-    with pytest.warns(RunProblemWarning, match="energy drift .* exceeds"):
+    with pytest.warns(RunProblemWarning) as caught:
         res = mqcd.run(deck, output=out)
+    text = " ".join(str(w.message) for w in caught)
+    assert "beyond the stability limit" in text and "running anyway" in text
+    assert __import__("re").search("energy drift .* exceeds", text)
     assert res["energy/drift_mean"][-1] > 1e3
     assert 0 <= res.attrs["energy_drift_exceeded_at"] < 40
     assert cli(["summary", str(out)]) == 0
@@ -367,6 +371,93 @@ def test_6_exploding_run_is_reported_at_the_end_and_by_summary(tmp_path, capsys)
     assert ok.attrs["energy_drift_exceeded_at"] == -1.0
 
 
+def test_6_unstable_time_step_is_refused_before_computing(tmp_path, capsys):
+    from mqcd.models.multidim import ohmic_bath
+    w_max = ohmic_bath(0.1, 2.5, 10)[0].max()                  # the deck's stiffest mode
+    deck = spin_boson(tmp_path, 2.05 / w_max)                  # just beyond omega dt = 2
+    out = tmp_path / "u.h5"
+    assert cli(["run", str(deck), "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "[run] dt" in err and f"omega = {w_max:.4g} hartree" in err and "Traceback" not in err
+    assert f"dt >= 2/omega = {2 / w_max:.4g} a.u." in err and "on_unstable_step" in err
+    assert not out.exists()
+    # just inside the limit the run starts (and is not refused), and 'off' skips the check
+    assert cli(["run", str(spin_boson(tmp_path, 1.95 / w_max, "")), "-o",
+                str(tmp_path / "s.h5"), "--quiet", "--force"]) == 0
+    assert cli(["run", str(spin_boson(tmp_path, 2.05 / w_max, 'on_unstable_step = "off"\n'
+                                      'energy_tolerance = 0')),
+                "-o", str(tmp_path / "o.h5"), "--quiet", "--force"]) == 0
+
+
+def test_6_stiffest_frequency_is_the_harmonic_bath_frequency():
+    from mqcd.models import build_model
+    from mqcd.models.stiffness import DENSE_MAX_DOF, sample_rows, stiffest_frequency
+    rng = np.random.default_rng(3)
+    for modes in (3, DENSE_MAX_DOF + 36):                       # full matrix; Lanczos
+        m = build_model({"name": "spin_boson", "modes": modes})
+        w = stiffest_frequency(m, 0.3 * rng.standard_normal((5, modes)))
+        assert abs(w - m.omega.max()) < 1e-6 * m.omega.max(), (modes, w, m.omega.max())
+    # a mass scales the frequency by 1/sqrt(M); an anharmonic scattering model is soft
+    heavy = build_model({"name": "spin_boson", "modes": 3, "mass": 4.0})
+    assert np.isclose(stiffest_frequency(heavy, np.zeros((1, 3))), heavy.omega.max() / 2, rtol=1e-6)
+    assert stiffest_frequency(build_model({"name": "tully1"}), np.linspace(-5, 5, 9)[:, None]) < 1e-2
+    # the sampled trajectories are fixed by global index: any split into rank blocks picks them
+    whole = sample_rows(np.arange(1000), 1000, 3)
+    blocks = np.concatenate([b[sample_rows(b, 1000, 3)] for b in np.array_split(np.arange(1000), 7)])
+    assert np.array_equal(whole, blocks) and 0 < whole.size <= 256
+
+
+def squeezed_qhd(tmp_path, dt, extra=""):
+    """qhd on one harmonic mode (omega = 1.733 hartree, M = 1), packet squeezed to half the
+    ground-state width: the density bandwidth is 0.132 bohr at N = 500, so the quantum force's
+    fastest fluid-element mode has omega_Q = (2/e)/(M h^2) = 42 hartree (limit dt < 0.047 a.u.)
+    while the model's own limit is dt < 1.15 a.u."""
+    p = tmp_path / f"q_{dt}.toml"
+    p.write_text(f"""
+[model]
+name = "spin_boson"
+modes = 1
+[initial]
+position = [0.0]
+momentum = [0.0]
+width = [0.25]
+[method]
+name = "qhd"
+[run]
+trajectories = 500
+dt = {dt}
+t_end = 3.0
+energy_tolerance = 0
+{extra}
+""")
+    return p
+
+
+def test_6_qhd_bohm_stiffness_is_refused_and_predicts_the_breakdown(tmp_path, capsys):
+    from mqcd.runtime import RunProblemWarning
+    with pytest.raises(mqcd.DeckError, match=r"qhd quantum force .* omega_Q = \(2/e\)/\(M h\^2\)"):
+        mqcd.run(squeezed_qhd(tmp_path, 0.1))
+    out = tmp_path / "bad.h5"
+    with pytest.warns(RunProblemWarning) as caught:
+        bad = mqcd.run(squeezed_qhd(tmp_path, 0.1, 'on_unstable_step = "warn"'), output=out)
+    said = " ".join(str(m.message) for m in caught)
+    assert "initial density bandwidths" in said and "running anyway" in said   # at the start
+    assert "too stiff for the time step from t = 0 a.u." in said                # and at the end
+    assert bad.attrs["bohm_unstable_at"] == 0.0 and bad.attrs["bohm_stiffness_max"] > 3
+    assert cli(["summary", str(out)]) == 0
+    assert "quantum force was too stiff" in capsys.readouterr().out
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RunProblemWarning)
+        good = mqcd.run(squeezed_qhd(tmp_path, 0.02))
+    assert good.attrs["bohm_unstable_at"] == -1.0 and good.attrs["bohm_stiffness_max"] < 1
+    # the flag is physics, not bookkeeping: the width of the flagged run is far off the exact
+    # breathing of the squeezed packet, the unflagged one close (measured 0.47 vs 0.12 bohr)
+    w, s0, t = 1.7328679513998633, 0.25, 3.0
+    exact = np.hypot(s0 * np.cos(w * t), np.sin(w * t) / (2 * w * s0))
+    err = [abs(np.std(r["final/position"][:, 0]) - exact) for r in (bad, good)]
+    assert err[0] > 3 * err[1], err
+
+
 def test_6_drift_datasets_are_the_means_of_the_per_trajectory_drift(tmp_path):
     res = quiet_run(spin_boson(tmp_path, 0.05))
     d = res["final/energy_drift"]
@@ -377,7 +468,7 @@ def test_6_drift_datasets_are_the_means_of_the_per_trajectory_drift(tmp_path):
 
 
 def test_6_stop_on_drift_writes_a_checkpoint_and_exits_nonzero(tmp_path, capsys):
-    deck = spin_boson(tmp_path, 0.39, 'on_energy_drift = "stop"')
+    deck = spin_boson(tmp_path, 0.39, 'on_energy_drift = "stop"\non_unstable_step = "warn"')
     out = tmp_path / "s.h5"
     assert cli(["run", str(deck), "-o", str(out), "--quiet", "--partial"]) == 2
     err = capsys.readouterr().err

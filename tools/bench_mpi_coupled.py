@@ -22,7 +22,9 @@ same loop as ``mqcd run`` (``mqcd.api._Runner``) for ``steps`` steps after a war
 
 Parallel efficiency is ``t_1 / (P t_P)`` from the same invocation (with ``--repeat``, the median
 over launches made in turn). Models: ``--dim 1`` tully1
-(2 states), ``--dim 3`` spin_boson with 3 modes (2 states). The machine load (``os.getloadavg``)
+(2 states, dt 0.5), ``--dim 3`` spin_boson with 3 modes (2 states; bath near its ground state,
+dt 0.05 as in tools/bench_coupled.py: the stiffest mode has omega = 4.48 hartree, and velocity
+Verlet diverges for dt >= 2/omega = 0.45 a.u.). The machine load (``os.getloadavg``)
 is printed before each measurement: on a shared 2-core machine a ratio is only meaningful when
 the other core was idle; ``--control`` also runs P independent serial workers of N/P
 trajectories at the same time, whose step time is what P ranks can reach on the machine as it is
@@ -51,13 +53,15 @@ def make_deck(method, ntraj, steps, dim, extra=None):
     if dim == 1:
         model = {"name": "tully1"}
         ini = {"position": [-4.0], "momentum": [10.0], "width": [1.0]}
+        dt = 0.5
     else:
         model = {"name": "spin_boson", "modes": dim}
-        ini = {"position": [0.0] * dim, "momentum": [0.0] * dim, "width": [1.0] * dim}
+        ini = {"position": [0.0] * dim, "momentum": [0.0] * dim, "width": [0.5] * dim}
+        dt = 0.05
     meth = {"name": method}
     meth.update(extra or {})
     return {"model": model, "initial": ini, "method": meth,
-            "run": {"trajectories": ntraj, "dt": 0.5, "t_end": 0.5 * steps, "seed": 1},
+            "run": {"trajectories": ntraj, "dt": dt, "t_end": dt * steps, "seed": 1},
             "output": {"stride": steps + 1}}
 
 

@@ -27,7 +27,10 @@ def run_problems(attrs, data=None):
       ``|x_0| <= exit_radius`` or moving inward at the end (``inside_at_end``), so the branching
       ratios are not final (exact runs: ``exact/norm_not_out`` above ``[exact] exit_norm``);
     * field estimates that fell back to all trajectory pairs, O(N^2) per step
-      (``fields_all_pairs_steps``, ``fields_all_pairs_reason``).
+      (``fields_all_pairs_steps``, ``fields_all_pairs_reason``);
+    * qhd with kernel fields whose quantum force was stiffer than the time step allows:
+      ``omega_Q dt >= 2`` (``bohm_stiffness_max``, ``bohm_unstable_at``;
+      :func:`mqcd.models.stiffness.bohm_frequency`).
     """
     out = []
     t_end = attrs.get("steps", 0) * attrs.get("dt", 0.0)
@@ -48,6 +51,14 @@ def run_problems(attrs, data=None):
         n = int(attrs.get("trajectories", 0))
         out.append(f"{nd} of {n} trajectories were dropped for non-finite values "
                    f"(diagnostics/dropped_*); means and branching are over the {n - nd} survivors")
+    at = float(attrs.get("bohm_unstable_at", -1.0))
+    if at >= 0:
+        wdt = float(attrs.get("bohm_stiffness_max", np.nan))
+        out.append(f"the qhd quantum force was too stiff for the time step from t = {at:g} a.u. on: "
+                   f"its fastest fluid-element mode at the density bandwidth, omega_Q = "
+                   f"(2/e)/(M h^2), reached omega_Q dt = {wdt:.3g} (velocity Verlet needs < 2), "
+                   f"so short-wavelength density ripples grow and elements are thrown out; "
+                   f"reduce [run] dt by a factor {wdt / 1.0:.2g} or more (docs/ladder.md)")
     npairs = int(attrs.get("fields_all_pairs_steps", 0) or 0)
     if npairs:
         out.append(f"the swarm field estimate fell back to all trajectory pairs, O(N^2) per step, "

@@ -123,6 +123,11 @@ RUN = {
     "on_energy_drift": Key("str", "warn", "a drift beyond energy_tolerance: 'warn' at the end of "
                            "the run and in `mqcd summary`; 'stop' the run at the first record past "
                            "it (checkpoint written, non-zero exit)", choices=("warn", "stop")),
+    "on_unstable_step": Key("str", "stop", "dt at or beyond the velocity-Verlet stability limit "
+                            "2/omega_max of the model at the initial positions (omega_max: its "
+                            "stiffest nuclear mode, docs/reliability.md): 'stop' before the first "
+                            "step with a message giving the limit; 'warn' and run anyway; 'off': "
+                            "skip the check", choices=("stop", "warn", "off")),
 }
 
 OUTPUT = {

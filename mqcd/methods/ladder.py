@@ -40,6 +40,7 @@ from ..electronic.coherence import accumulate_forces, population_rates, trajecto
 from ..electronic.geometry import geometry_from_fields
 from ..fields import FieldWorkspace, build_estimator
 from ..fields.bandwidth import spread
+from ..models.stiffness import VERLET_LIMIT, bohm_frequency
 from ..io.schema import DeckError, Key, non_negative, positive
 from .base import Method
 from .ctmqc import (AUTO as CTMQC_AUTO, CTMQC_KEYS, adiabatic, correction_and_force,
@@ -324,10 +325,27 @@ class LadderParts:
         self.F_corr = self.scale * Fc
         self.T_geo = None if geo.T_geo is None else np.array(geo.T_geo)
         if self.quantum_force:
+            self._track_bohm_stiffness(sw, f)
             # quantum kinetic energy per trajectory, (1/8) sum_j xi^jj (d_j ln n)^2 (its swarm
             # mean is <Q>, the quantum potential's contribution to the conserved energy)
             self.E_q = 0.125 * np.sum(xi * f.dlogn ** 2, axis=1)
         return self.F_corr
+
+    def _track_bohm_stiffness(self, sw, f):
+        """Largest ``omega_Q dt`` of the run so far (:func:`mqcd.models.stiffness.bohm_frequency`,
+        from this step's density bandwidths) and the first time it reached the velocity-Verlet
+        limit 2; reported in the output attributes and by `mqcd summary`. Estimators without a
+        kernel bandwidth (fluid elements, exact fields) are not judged."""
+        if f.h_density is None or not np.all(np.isfinite(f.h_density)):
+            return
+        lam = 1.0
+        if f.lam is not None:                     # smallest adaptive factor over all ranks
+            lo = float(np.min(f.lam)) if f.lam.size else np.inf
+            lam = -float(self.comm.max(np.array([-lo]))[0])
+        wdt = bohm_frequency(f.h_density, self.model.masses, lam) * sw.dt
+        self.bohm_max = max(getattr(self, "bohm_max", 0.0), wdt)
+        if wdt >= VERLET_LIMIT and getattr(self, "bohm_unstable_at", None) is None:
+            self.bohm_unstable_at = float(sw.t)
 
     def _ctmqc_correction(self, sw, f, geo, shift):
         """Route (b) with the CTMQC parts (mqcd/methods/ctmqc.py): ``(G, force)``."""
