@@ -83,6 +83,10 @@ class Method:
         self.one_body = bool(getattr(model, "one_body", False))
         self.nuclear = getattr(model, "nuclear_potential", None)
 
+    #: predictor-corrector passes of the electronic correction per step (ladder methods:
+    #: ``[method] g_corrector``); 0 keeps the one-pass step above
+    corrector_iterations = 0
+
     # ------------------------------------------------------------------ parts
     def setup(self, sw):
         """Prepare per-trajectory state before the first step (force at t = 0)."""
@@ -165,8 +169,11 @@ class Method:
         sw.H, sw.H_prev = sw.H_prev, sw.H
         self.model.evaluate_into(sw.x, sw.H, sw.dH)
         sw.step += 1
+        snap = self.corrector_snapshot(sw) if self.corrector_iterations else None
         self.electronic_step(sw, dt)
         self.force(sw)
+        for _ in range(self.corrector_iterations):   # G at the step's midpoint (ladder.py)
+            self.correct(sw, dt, snap)
         if mag is not None:                    # ... and at x_{n+1}
             mag.update(sw)
             mag.rotate(sw, 0.5 * dt)

@@ -102,6 +102,13 @@ FIELD_KEYS = {
                            "diagnostics/rho_deviation and diagnostics/drho_error per record: how far "
                            "the trajectories' rho and the estimator's d rho are from the exact "
                            "conditional field at the trajectories"),
+    "g_corrector": Key("int", -1, "corrector passes of the electronic correction G per step: 0 "
+                       "uses the second-order extrapolation (3 G(t) - G(t - dt))/2 over the step; "
+                       "K > 0 redoes the electronic step K times with G at the step's midpoint "
+                       "(G(t) + G(t + dt))/2, the fields re-estimated each time (K + 1 field "
+                       "estimates per step); -1 (default): 1 for field_method = 'fluid' (its "
+                       "narrow fits make G stiff), 0 otherwise. docs/ladder.md",
+                       check=lambda v: None if v >= -1 else "must be >= 0 (or -1: automatic)"),
     "fluid_window": Key("float", 0.025, "field_method = 'fluid': width of the Gaussian weights of "
                         "the local fits (widened where the elements are sparse; the time step "
                         "must resolve the quantum dynamics it lets through: docs/theory/fields.md)",
@@ -223,6 +230,9 @@ class LadderParts:
         self.grad_prev = None        # (N, D, ns) d E_n at the previous step
         self.G_now = None
         self.G_prev = None
+        self.G_override = None
+        k = int(opts.get("g_corrector", -1))
+        self.corrector_iterations = (1 if fm == "fluid" else 0) if k < 0 else k
         self.F_corr = None
         self.E_q = None
 
@@ -427,9 +437,43 @@ class LadderParts:
     nonfinite_check_every_step = True
 
     def correction(self, sw):
+        if self.G_override is not None:           # corrector pass: G at the step's midpoint
+            return self.G_override
         if self.G_prev is None:
             return self.G_now
         return 1.5 * self.G_now - 0.5 * self.G_prev
+
+    def corrector_snapshot(self, sw):
+        """What a corrector pass restores: rho and the method's between-step state at the start
+        of the electronic step (``[method] g_corrector``)."""
+        copy = (lambda a: None if a is None else a.copy())
+        return {"rho": sw.rho.copy(), "G_now": self.G_now, "G_prev": self.G_prev,
+                "fmom": copy(self.fmom), "grad_prev": copy(self.grad_prev),
+                "estimator": {k: np.array(v) for k, v in self.estimator.state_dict().items()},
+                "all_pairs_steps": self.estimator.all_pairs_steps}
+
+    def correct(self, sw, dt, snap):
+        """One corrector pass: redo the electronic step from ``snap`` with G at the step's
+        midpoint, ``(G(t) + G(t + dt))/2`` (the latter from the last pass), then the fields and
+        forces at the end of the step again. Passes converge to the implicit trapezoidal rule
+        for G, which keeps the amplitude of the stiff short-wavelength modes of the fluid-element
+        fields (eigenvalues ~ 1/(M w^2), w the fit window) bounded where the one-pass second-order
+        extrapolation lets them grow (docs/ladder.md, "Time stepping")."""
+        G_new = self.G_now
+        G_old = snap["G_now"]
+        sw.rho[...] = snap["rho"]
+        self.G_now, self.G_prev = snap["G_now"], snap["G_prev"]
+        if snap["fmom"] is not None:
+            self.fmom[...] = snap["fmom"]
+            self.grad_prev = snap["grad_prev"].copy()
+        self.estimator.load_state_dict({k: v.copy() for k, v in snap["estimator"].items()})
+        self.estimator.all_pairs_steps = snap["all_pairs_steps"]
+        self.G_override = G_new if G_old is None else 0.5 * (G_old + G_new)
+        try:
+            self.electronic_step(sw, dt)
+        finally:
+            self.G_override = None
+        self.force(sw)
 
     def state_dict(self):
         state = super().state_dict()
