@@ -88,9 +88,39 @@ def _cmd_check_model(a):
     from .io.deck import deck_model, read_deck
     from .models.check import check_model, format_report
     deck = read_deck(a.deck, for_exact=True, overrides=a.set)
-    rep = check_model(deck_model(deck))
+    model = deck_model(deck)
+    rep = check_model(model)
     print(format_report(rep))
+    line = _time_step_line(deck, model) if rep["ok"] else None
+    if line:
+        print(line)
     return 0 if rep["ok"] else 1
+
+
+def _time_step_line(deck, model):
+    """`mqcd check-model`: the model's stiffest mode at (up to 256 of) the deck's initial
+    positions against ``[run] dt`` (the check `mqcd run` makes before the first step), or None
+    when the deck has no trajectories to sample."""
+    import numpy as np
+    from .ensemble.initial import initial_conditions
+    from .models.stiffness import VERLET_LIMIT, sample_rows, stiffest_frequency
+    run = getattr(deck, "run", None) or {}
+    if not run.get("trajectories") or not run.get("dt") or not getattr(deck, "initial", None) \
+            or not getattr(deck, "method", None):           # exact decks: dt is not a Verlet step
+        return None
+    n = int(run["trajectories"])
+    index = sample_rows(np.arange(n), n, model.ndof)
+    try:
+        w = stiffest_frequency(model, initial_conditions(deck, model, index).x)
+    except Exception as exc:                  # the deck's sampling needs more than the model
+        return f"time step: not checked ({type(exc).__name__}: {exc})"
+    dt = float(run["dt"])
+    if w <= 0:
+        return f"time step: no positive curvature at the initial positions; [run] dt = {dt:g} a.u."
+    verdict = "ok" if w * dt < VERLET_LIMIT else "UNSTABLE (mqcd run refuses it)"
+    return (f"time step: stiffest nuclear mode at {index.size} initial positions omega = {w:.4g} "
+            f"hartree, velocity-Verlet limit dt < 2/omega = {VERLET_LIMIT / w:.4g} a.u.; [run] "
+            f"dt = {dt:g} a.u. (omega dt = {w * dt:.3g})  {verdict}")
 
 
 def _cmd_friction(a):

@@ -104,6 +104,29 @@ def test_fisher_spread_gaussian_and_split_swarm():
     assert bulk_rms(g.n / n - 1, bulk) > 0.5                  # what the plain std rule gives
 
 
+def test_fisher_spread_of_a_fluid_element_start_in_3d():
+    """The fluid-element start in D > 1 is a scrambled Halton sequence (coordinate j in base
+    2, 3, 5): a strided 1-in-k subsample with k = 3 or 5 sits in one slab of that coordinate. The
+    spread's subsample (N = 5e4 > spread_sample = 2e4: one in three rows) must still give the
+    packet width in every dof (with the stride: 0.50, 0.096, 0.50 bohr)."""
+    from mqcd.ensemble.initial import sample_phase_space
+    from mqcd.fields.distributed import subsample_rows
+    from mqcd.fields.estimate import fisher_spread
+    N = 50000
+    ini = {"position": [0.0] * 3, "momentum": [0.0] * 3, "width": [0.5] * 3,
+           "sampling": "hydrodynamic"}
+    x, _ = sample_phase_space(ini, np.zeros((N, 2), np.uint64), indices=np.arange(N), ntotal=N)
+    s, _ = fisher_spread(x, np.full(N, 1 / N), N)
+    assert s == pytest.approx([0.5] * 3, rel=0.03)
+    assert np.ptp(x[::3, 1]) < 0.5 * np.ptp(x[:, 1])          # what a stride would have seen
+    # the subsample depends on the global index only: rank blocks give the same rows
+    whole = subsample_rows(0, N, 3, 3)
+    parts = np.concatenate([subsample_rows(a, b, 3, 3) for a, b in [(0, 777), (777, 31000),
+                                                                   (31000, N)]])
+    assert np.array_equal(whole, parts) and abs(whole.size / (N / 3) - 1) < 0.02
+    assert np.array_equal(subsample_rows(0, N, 3, 1), np.arange(0, N, 3))   # 1D: the stride
+
+
 # --------------------------------------------------------------------------- convergence
 @pytest.mark.parametrize("kind", ["gauss", "bimodal"])
 def test_density_converges(kind):

@@ -381,6 +381,9 @@ def test_6_unstable_time_step_is_refused_before_computing(tmp_path, capsys):
     assert "[run] dt" in err and f"omega = {w_max:.4g} hartree" in err and "Traceback" not in err
     assert f"dt >= 2/omega = {2 / w_max:.4g} a.u." in err and "on_unstable_step" in err
     assert not out.exists()
+    assert cli(["check-model", str(deck)]) == 0                # the model itself is fine ...
+    said = capsys.readouterr().out
+    assert f"omega = {w_max:.4g} hartree" in said and "UNSTABLE" in said    # ... the step is not
     # just inside the limit the run starts (and is not refused), and 'off' skips the check
     assert cli(["run", str(spin_boson(tmp_path, 1.95 / w_max, "")), "-o",
                 str(tmp_path / "s.h5"), "--quiet", "--force"]) == 0

@@ -23,8 +23,10 @@ same loop as ``mqcd run`` (``mqcd.api._Runner``) for ``steps`` steps after a war
 Parallel efficiency is ``t_1 / (P t_P)`` from the same invocation (with ``--repeat``, the median
 over launches made in turn). Models: ``--dim 1`` tully1
 (2 states, dt 0.5), ``--dim 3`` spin_boson with 3 modes (2 states; bath near its ground state,
-dt 0.05 as in tools/bench_coupled.py: the stiffest mode has omega = 4.48 hartree, and velocity
-Verlet diverges for dt >= 2/omega = 0.45 a.u.). The machine load (``os.getloadavg``)
+widths 0.5 bohr as in tools/bench_coupled.py, dt 0.02: the stiffest mode has omega = 4.48
+hartree and velocity Verlet diverges for dt >= 2/omega = 0.45 a.u.; qhd's quantum force at
+N = 1e5 has omega_Q = 21 hartree at t = 0 and limits dt to ~0.017 once the third mode is squeezed
+at t ~ 0.35, far beyond the benchmark's few steps; docs/ladder.md "Time stepping"). The machine load (``os.getloadavg``)
 is printed before each measurement: on a shared 2-core machine a ratio is only meaningful when
 the other core was idle; ``--control`` also runs P independent serial workers of N/P
 trajectories at the same time, whose step time is what P ranks can reach on the machine as it is
@@ -57,7 +59,7 @@ def make_deck(method, ntraj, steps, dim, extra=None):
     else:
         model = {"name": "spin_boson", "modes": dim}
         ini = {"position": [0.0] * dim, "momentum": [0.0] * dim, "width": [0.5] * dim}
-        dt = 0.05
+        dt = 0.02
     meth = {"name": method}
     meth.update(extra or {})
     return {"model": model, "initial": ini, "method": meth,

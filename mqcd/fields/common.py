@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from .bandwidth import effective_count, normal_reference_constant, spread
-from .distributed import Distributed, exact_sums
+from .distributed import Distributed, exact_sums, subsample_rows
 from .engine import METHODS, EngineSettings, Group, choose_method, kernel_sums
 from .multiindex import full_symmetric_index, multi_indices
 
@@ -263,15 +263,17 @@ def fisher_spread(x, w, neff, opts: Optional["FieldOptions"] = None, iterations=
                                opts.tree_max_fraction)
     cap = opts.spread_sample if method0 == "grid" else opts.spread_sample_pairs
     if N > cap:
-        # the spread is a swarm average: a deterministic every-k-th subsample is plenty
+        # the spread is a swarm average: a deterministic 1-in-k subsample is plenty (a stride
+        # in 1D, hashed global indices in D > 1: mqcd.fields.distributed.subsample_rows)
         step = -(-N // cap)
-        idx = np.arange(0, N, step) if dist is None else dist.subsample(step)
+        idx = subsample_rows(0, N, step, D) if dist is None else dist.subsample(step, D)
         x = np.ascontiguousarray(x[idx])
         w = w[idx] / exact_sums(w[idx], comm)
         neff = effective_count(w, comm)
-        N = len(range(0, N, step))
+        N = len(idx)
         if dist is not None:
             dist = Distributed(comm, x)
+            N = dist.n
     hist = [s.copy()]
     ops = multi_indices(D, 2)
     i2 = full_symmetric_index(ops, 2)

@@ -52,7 +52,7 @@ from scipy.spatial import cKDTree
 
 from ..parallel.comm import block_range
 from .bandwidth import effective_count, group_spreads, normal_reference_constant
-from .distributed import Distributed
+from .distributed import Distributed, subsample_rows
 from .engine import Group, kernel_sums
 from .estimate import estimate_fields
 from .kernel import KernelEstimator
@@ -196,7 +196,8 @@ def _persistence_modes(logf, nbr, window, k, log_persistence, min_size):
 
 def sample_step(N, sample=20000):
     """Stride ``m`` of the subsample on which the modes are found: 1 for ``N <= sample``, else
-    ``ceil(N / sample)`` (rows ``0, m, 2 m, ...`` of the global swarm)."""
+    ``ceil(N / sample)`` (1D: rows ``0, m, 2 m, ...`` of the global swarm; D > 1: about one row in
+    ``m`` by hashed global index, :func:`mqcd.fields.distributed.subsample_rows`)."""
     return 1 if N <= sample else -(-N // sample)
 
 
@@ -259,7 +260,7 @@ def mode_labels(x, persistence=0.3, k=None, sample=20000):
     """
     x = np.ascontiguousarray(x, dtype=np.float64)
     m = sample_step(x.shape[0], sample)
-    xs = x[::m]
+    xs = x[subsample_rows(0, x.shape[0], m, x.shape[1])]
     labels, C = sample_modes(xs, persistence, k)
     return (labels if m == 1 else nearest_sample(xs, labels, x)), C
 
@@ -361,7 +362,7 @@ class ModalEstimator(KernelEstimator):
         dist = Distributed(comm, x) if comm.size > 1 else None
         N, D = (x.shape if dist is None else (dist.n, x.shape[1]))
         m = sample_step(N, self.sample)
-        rows = slice(None, None, m) if dist is None else dist.subsample(m)
+        rows = (subsample_rows(0, N, m, D) if dist is None else dist.subsample(m, D))
         carry = (self.every > 1 and self.carried is not None and step % self.every != 0
                  and self.carried.shape[0] == x.shape[0])
         if carry:                         # positions and labels of the subsample, one gather

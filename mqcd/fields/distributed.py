@@ -89,10 +89,42 @@ class Distributed:
         F = self.comm.allgather_rows(np.ascontiguousarray(F))
         return F, None if lam is None else self.comm.allgather_rows(np.ascontiguousarray(lam))
 
-    def subsample(self, step):
-        """Local indices of this rank's rows among the global rows ``0, step, 2 step, ...``."""
-        first = (-self.offset) % step
-        return np.arange(first, self.x.shape[0], step)
+    def subsample(self, step, ndof=1):
+        """Local indices of this rank's rows among the global subsample of :func:`subsample_rows`
+        (``ndof = 1``: the rows ``0, step, 2 step, ...``)."""
+        if ndof == 1 or step <= 1:
+            first = (-self.offset) % step
+            return np.arange(first, self.x.shape[0], step)
+        return subsample_rows(self.offset, self.offset + self.x.shape[0], step, ndof) - self.offset
+
+
+def _mix64(i):
+    """splitmix64 finaliser of the integers ``i`` (uint64, wrapping arithmetic)."""
+    z = np.asarray(i, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def subsample_rows(lo, hi, step, ndof):
+    """Global indices in ``lo .. hi - 1`` of the deterministic 1-in-``step`` subsample of a swarm.
+
+    One degree of freedom: every ``step``-th row, ``0, step, 2 step, ...`` (1D swarms are random
+    or, for fluid elements, ordered quantiles: a stride is an even subsample of either). More
+    degrees of freedom: the rows whose hashed global index (splitmix64) is divisible by ``step``,
+    about ``(hi - lo) / step`` of them. A stride would not do there: the fluid-element start in
+    D > 1 is a scrambled Halton sequence, whose coordinate ``j`` has base ``p_j`` (2, 3, 5, ...),
+    and every ``p_j``-th point of it shares its leading digit in that coordinate, i.e. the strided
+    subsample sits in one ``1/p_j`` slab of the distribution (measured: the Fisher spread, and
+    with it the density bandwidth of that dof, came out 4.4x too small at N = 5e4 and 1e5 in 3D).
+    Depends on the global index only, so the subsample is the same on any number of ranks.
+    """
+    g = np.arange(lo, hi, dtype=np.int64)
+    if ndof == 1 or step <= 1:
+        return g[(g % step) == 0]
+    with np.errstate(over="ignore"):
+        keep = (_mix64(g) % np.uint64(step)) == 0
+    return g[keep]
 
 
 def exact_sums(a, comm=None):
