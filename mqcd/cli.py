@@ -154,8 +154,8 @@ def main(argv=None):
                    "unfinished scattering) still get one line each at the end")
     r.add_argument("--restart", action="store_true",
                    help="continue from the checkpoint OUTPUT.ckpt (same deck; only [run] t_end, "
-                   "on_nonfinite, energy_tolerance, on_energy_drift and [output] "
-                   "checkpoint_every may change)")
+                   "on_nonfinite, energy_tolerance, on_energy_drift, on_unstable_step and "
+                   "[output] checkpoint_every may change)")
     r.add_argument("--progress", choices=("auto", "bar", "log", "none"),
                    help="progress on MPI rank 0: a bar, a log line every --log-interval seconds "
                    "(steps, time, traj-steps/s, ETA, energy drift), or none; default auto: a bar "

@@ -58,6 +58,7 @@ RESTART_MAY_CHANGE = {
     ("output", "file"): "the output name (the checkpoint is found next to the output you give)",
     ("run", "energy_tolerance"): "the energy-drift tolerance (e.g. after a stop on drift)",
     ("run", "on_energy_drift"): "'warn' or 'stop' on an energy drift beyond the tolerance",
+    ("run", "on_unstable_step"): "the time-step check before the first step (not made on restart)",
 }
 RESTART_IGNORED_SECTIONS = ("exact",)   # not used by swarm runs
 
