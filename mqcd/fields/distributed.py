@@ -93,8 +93,8 @@ class Distributed:
         """Local indices of this rank's rows among the global subsample of :func:`subsample_rows`
         (``ndof = 1``: the rows ``0, step, 2 step, ...``)."""
         if ndof == 1 or step <= 1:
-            first = (-self.offset) % step
-            return np.arange(first, self.x.shape[0], step)
+            first = (-self.offset) % max(step, 1)
+            return np.arange(first, self.x.shape[0], max(step, 1))
         return subsample_rows(self.offset, self.offset + self.x.shape[0], step, ndof) - self.offset
 
 
@@ -119,9 +119,9 @@ def subsample_rows(lo, hi, step, ndof):
     with it the density bandwidth of that dof, came out 4.4x too small at N = 5e4 and 1e5 in 3D).
     Depends on the global index only, so the subsample is the same on any number of ranks.
     """
-    g = np.arange(lo, hi, dtype=np.int64)
     if ndof == 1 or step <= 1:
-        return g[(g % step) == 0]
+        return np.arange(lo + (-lo) % max(step, 1), hi, max(step, 1), dtype=np.int64)
+    g = np.arange(lo, hi, dtype=np.int64)
     with np.errstate(over="ignore"):
         keep = (_mix64(g) % np.uint64(step)) == 0
     return g[keep]
