@@ -122,12 +122,19 @@ def _check_time_step(model, x, index, deck, comm):
     omega = omega if np.isfinite(omega) else 0.0
     omega = float(comm.max(np.array([omega]))[0])
     msg = time_step_message(omega, float(deck.run["dt"]))
-    if msg and policy == "stop":
-        raise mark_collective(DeckError(msg + "; [run] on_unstable_step = \"warn\" runs it anyway"))
-    if msg and comm.is_root:
-        warnings.warn(msg.replace("; nothing was computed", "; running anyway "
-                                  "([run] on_unstable_step = \"warn\")"), RunProblemWarning,
-                      stacklevel=2)
+    if msg:
+        _unstable_step(msg, policy, comm)
+
+
+def _unstable_step(msg, policy, comm):
+    """``[run] on_unstable_step``: 'stop' raises the DeckError ``msg`` on every rank, 'warn'
+    warns once (root rank) and the run goes on."""
+    if policy == "stop":
+        raise mark_collective(DeckError(msg + "; nothing was computed ([run] on_unstable_step = "
+                                        "\"warn\" runs it anyway)"))
+    if comm.is_root:
+        warnings.warn(msg + "; running anyway ([run] on_unstable_step = \"warn\")",
+                      RunProblemWarning, stacklevel=3)
 
 
 def build_swarm(deck, model, method, comm):
@@ -174,12 +181,7 @@ def _check_bohm_step(method, deck, comm):
            f"(short density ripples grow otherwise and elements are thrown out; the limit "
            f"tightens as N grows or a packet is squeezed). Use dt <= {0.5 * dt / wdt:.3g} a.u. "
            f"(omega_Q dt <= 0.5, room for the bandwidth to shrink by 2 as packets are squeezed)")
-    if policy == "stop":
-        raise mark_collective(DeckError(msg + "; nothing was computed ([run] on_unstable_step = "
-                                        "\"warn\" runs it anyway)"))
-    if comm.is_root:
-        warnings.warn(msg + "; running anyway ([run] on_unstable_step = \"warn\")",
-                      RunProblemWarning, stacklevel=2)
+    _unstable_step(msg, policy, comm)
 
 
 # Per-trajectory Swarm fields (first axis = local trajectory) saved in checkpoints and restricted

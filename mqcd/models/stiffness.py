@@ -143,7 +143,7 @@ def time_step_message(omega: float, dt: float) -> str:
             f"omega = {omega:.4g} hartree (period {2 * np.pi / omega:.4g} a.u.), and velocity "
             f"Verlet diverges for dt >= 2/omega = {VERLET_LIMIT / omega:.4g} a.u. (every method: "
             f"the amplitude grows each step). Use dt <= {0.2 / omega:.3g} a.u. (omega dt <= 0.2, "
-            f"energy fluctuations of about 1 %); nothing was computed")
+            f"energy fluctuations of about 1 %)")
 
 
 #: max_q of (q^2 / 2M) exp(-q^2 h^2 / 4): the fastest density mode a kernel field resolves
