@@ -1,0 +1,169 @@
+"""Time-step limits of the trajectory methods: the measurements of docs/ladder.md "Time stepping",
+docs/performance.md (the unstable 3D benchmark deck) and docs/validation_ladder.md (conical qhd).
+
+    python tools/time_step_study.py verlet      # Ehrenfest on the 3-mode spin-boson, dt 0.5 vs 0.05
+    python tools/time_step_study.py bohm [--n 4000] [--dt 0.02,0.025,0.0325,0.04,0.05]
+    python tools/time_step_study.py corrector [--n 1000] [--t-end 700]
+    python tools/time_step_study.py conical [--n 200,1000,4000,16000]
+    python tools/time_step_study.py full --method qhd [--n 1000] [--dt 0.5] [--k 1]
+
+``verlet``: max |x| per mode over five steps (the model's own limit dt < 2/omega_max = 0.45 a.u.).
+``bohm``: qhd with kernel fields on the same deck (widths 0.5 bohr, fluid-element start) to
+t = 1.5 a.u.: largest omega_Q dt of the run (mqcd.models.stiffness.bohm_frequency), when it
+reached 2, and the width of each mode against the uncoupled harmonic value (exact to the
+coupling's shift of the centre, 0.064 bohr for mode 3). ``corrector``: geometric-ehrenfest-qc with
+fluid-element fields on Tully 3 k = 10, rho deviation from the exact field
+(``exact_reference``) over time for g_corrector = 0 and 1 at dt 0.5, and 0 at dt 0.25.
+``conical``: qhd with kernel fields on conical2d (the deck of tools/conical_qhd.py) for several
+N: upper population at t = 100..400 a.u. and rms deviation from exact. ``full``: a whole Tully 3
+k = 10 run with fluid-element fields to the exit rule: max |Δ| of the branching against exact and
+the time from which the energy check reports a drift.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+import mqcd  # noqa: E402
+from mqcd.api import _Runner  # noqa: E402
+from mqcd.io.deck import read_deck  # noqa: E402
+from mqcd.parallel import get_comm  # noqa: E402
+
+
+def bath_deck(method, n, dt, steps, width=0.5):
+    from bench_mpi_coupled import make_deck
+    d = make_deck(method, n, steps, 3)
+    d["initial"]["width"] = [width] * 3
+    d["run"].update(dt=dt, t_end=dt * steps, on_unstable_step="warn")
+    return d
+
+
+def runner(deck):
+    r = _Runner(read_deck(deck), get_comm(), None)
+    r.start()
+    return r
+
+
+def verlet(a):
+    for dt in (0.5, 0.05):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = runner(bath_deck("ehrenfest", a.n or 2000, dt, 6, width=1.0))
+            print(f"ehrenfest, dt = {dt}: max |x| per mode after each step")
+            for _ in range(5):
+                r.nsteps = r.sw.step + 1
+                r.loop()
+                print("   ", np.abs(r.sw.x).max(axis=0).round(2))
+
+
+def bohm(a):
+    omega = np.array([0.45580389, 1.73286795, 4.47939867])   # ohmic_bath(0.1, 2.5, 3)
+    t_end, s0 = 1.5, 0.5
+    exact = np.sqrt(s0 ** 2 * np.cos(omega * t_end) ** 2
+                    + (np.sin(omega * t_end) / (2 * omega * s0)) ** 2)
+    print(f"qhd, N = {a.n or 4000}, t = {t_end}: harmonic widths {exact.round(3)}")
+    print("| dt | max omega_Q dt | reached 2 at t | widths (bohr) | max abs(x) |")
+    print("|---|---|---|---|---|")
+    for dt in map(float, a.dt.split(",")):
+        steps = int(round(t_end / dt))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = runner(bath_deck("qhd", a.n or 4000, dt, steps + 1))
+            r.nsteps = r.sw.step + steps
+            r.loop()
+        at = getattr(r.method, "bohm_unstable_at", None)
+        print(f"| {dt:g} | {r.method.bohm_max:.3g} | {'-' if at is None else f'{at:g}'} | "
+              f"{r.sw.x.std(axis=0).round(3)} | {np.abs(r.sw.x).max(axis=0).round(2)} |",
+              flush=True)
+
+
+def corrector(a):
+    from mqcd.analysis.validate import scattering_deck
+    n = a.n or 1000
+    for K, dt in ((0, 0.5), (1, 0.5), (0, 0.25)):
+        deck = scattering_deck("tully3", 10.0, {"name": "geometric-ehrenfest-qc",
+                                                "field_method": "fluid", "exact_reference": True,
+                                                "g_corrector": K}, ntraj=n)
+        deck["initial"]["sampling"] = "hydrodynamic"
+        deck["run"].update(dt=dt, t_end=a.t_end, stop="time")
+        deck["output"] = {"stride": int(round(100 / dt))}
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = mqcd.run(deck)
+        t, dev, E = r["time"], r["diagnostics/rho_deviation"], r["energy/total"]
+        print(f"g_corrector = {K}, dt = {dt}, N = {n} ({time.perf_counter() - t0:.0f} s): "
+              + ", ".join(f"t={t[i]:.0f}: {dev[i]:.2g} (dE {E[i] - E[0]:+.1g})"
+                          for i in range(1, len(t))), flush=True)
+
+
+def conical(a):
+    from conical_qhd import DECK
+    from mqcd.exact import run_exact
+    ex = run_exact(DECK)
+    te, pe = np.asarray(ex["time"]), np.asarray(ex["populations/adiabatic"])[:, 1]
+    times = (100, 200, 300, 400)
+    print("| N | " + " | ".join(map(str, times)) + " | rms | energy drift | max omega_Q dt |")
+    print("|---|" + "---|" * (len(times) + 3))
+    print("| exact | " + " | ".join(f"{pe[np.argmin(abs(te - s))]:.3f}" for s in times)
+          + " | - | - | - |")
+    for n in map(int, (a.n_list or "200,1000,4000,16000").split(",")):
+        deck = {**DECK, "method": {"name": "qhd", "field_method": "kernel"},
+                "run": {**DECK["run"], "trajectories": n},
+                "initial": {**DECK["initial"], "sampling": "hydrodynamic"}}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = mqcd.run(deck)
+        t, p = np.asarray(r["time"]), np.asarray(r["populations/adiabatic"])[:, 1]
+        rms = np.sqrt(np.mean((p - np.interp(t, te, pe)) ** 2))
+        E = np.asarray(r["energy/total"])
+        print(f"| {n} | " + " | ".join(f"{p[np.argmin(abs(t - s))]:.3f}" for s in times)
+              + f" | {rms:.3f} | {E[-1] - E[0]:+.1e} | {r.attrs['bohm_stiffness_max']:.2g} |",
+              flush=True)
+
+
+def full(a):
+    from mqcd.analysis.validate import branching_vec, exact_result, scattering_deck
+    deck = scattering_deck("tully3", 10.0, {"name": a.method, "field_method": "fluid",
+                                            "g_corrector": a.k}, ntraj=a.n or 1000)
+    deck["initial"]["sampling"] = "hydrodynamic"
+    deck["run"]["dt"] = float(a.dt.split(",")[0])
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        r = mqcd.run(deck)
+    v, e = branching_vec(r), branching_vec(exact_result("tully3", 10.0, a.data))
+    print(f"{a.method}, fluid, N = {a.n or 1000}, dt = {deck['run']['dt']}, g_corrector = {a.k}: "
+          f"max |Δ| {np.abs(v - e).max():.3f} (T0 T1 R0 R1 {v.round(3)}, exact {e.round(3)}), "
+          f"energy drift reported from t = {r.attrs['energy_drift_exceeded_at']:g} a.u., "
+          f"stop {r.attrs['stop_reason']} at t = {r['time'][-1]:.0f}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("study", choices=("verlet", "bohm", "corrector", "conical", "full"))
+    ap.add_argument("--method", default="qhd")
+    ap.add_argument("--k", type=int, default=1, help="full: g_corrector")
+    ap.add_argument("--data", default="exact_data", help="full: folder of cached exact runs")
+    ap.add_argument("--n", default=None, help="trajectories (conical: a comma list)")
+    ap.add_argument("--dt", default="0.02,0.025,0.0325,0.04,0.05")
+    ap.add_argument("--t-end", type=float, default=700.0)
+    a = ap.parse_args(argv)
+    a.n_list = a.n if a.study == "conical" else None
+    a.n = None if a.n is None or a.study == "conical" else int(a.n)
+    if a.study == "full" and a.dt == ap.get_default("dt"):
+        a.dt = "0.5"
+    {"verlet": verlet, "bohm": bohm, "corrector": corrector, "conical": conical,
+     "full": full}[a.study](a)
+
+
+if __name__ == "__main__":
+    main()
