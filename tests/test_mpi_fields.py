@@ -197,6 +197,8 @@ if D == 1:
                         f.extra["velocity_smooth"], f.extra["fit_width"])
     out["fluid_div"] = est.divergence(f, G[sl][:, :1, :])
     out["fluid_damp"] = est.extra_force(sw, f)
+    # the adjoint electronic correction: rows of D at every element reaching a rank's bins
+    out["fluid_adjoint"] = est.electronic_correction(f, 1 / 2000.0, rho[sl]).reshape(n, -1)
 res = {k: comm.gather_rows(v) if k not in ("h", "n_modes") else v for k, v in out.items()}
 if comm.is_root:
     np.savez(sys.argv[2], tree_targets=tree_targets, **res)
@@ -218,7 +220,8 @@ def test_estimators_in_pieces_equal_serial(tmp_path, monkeypatch, D, reduction, 
     path (targets dealt to the ranks as slabs of equal work, each rank receiving only the
     sources its slab's kernels reach, rows returned by an all-to-all; also at other targets
     than the sources, all owned by one rank, with per-source factors) likewise, and
-    in 1D the fluid-element estimator (positions gathered, window values from their owners)."""
+    in 1D the fluid-element estimator (positions gathered, window values from their owners) and
+    its adjoint electronic correction (the transpose of D summed in serial order)."""
     monkeypatch.setenv("MQCD_GRID_REDUCTION", reduction)
     monkeypatch.setenv("MQCD_GRID_TRANSFORMS", transforms)
     import subprocess

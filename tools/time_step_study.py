@@ -6,6 +6,7 @@ docs/performance.md (the unstable 3D benchmark deck) and docs/validation_ladder.
     python tools/time_step_study.py corrector [--n 1000] [--t-end 700]
     python tools/time_step_study.py conical [--n 200,1000,4000,16000]
     python tools/time_step_study.py full --method qhd [--n 1000] [--dt 0.5] [--k 1]
+    python tools/time_step_study.py diagnose --method qhd [--correction adjoint|flux] [--t-end]
 
 ``verlet``: max |x| per mode over five steps (the model's own limit dt < 2/omega_max = 0.45 a.u.).
 ``bohm``: qhd with kernel fields on the same deck (widths 0.5 bohr, fluid-element start) to
@@ -17,7 +18,10 @@ fluid-element fields on Tully 3 k = 10, rho deviation from the exact field
 ``conical``: qhd with kernel fields on conical2d (the deck of tools/conical_qhd.py) for several
 N: upper population at t = 100..400 a.u. and rms deviation from exact. ``full``: a whole Tully 3
 k = 10 run with fluid-element fields to the exit rule: max |Δ| of the branching against exact and
-the time from which the energy check reports a drift.
+the time from which the energy check reports a drift. ``diagnose``: the same run stepped by
+hand, with the rms deviation of rho from the exact conditional field and the rms second
+difference of rho along the swarm, band by band (the grid-scale noise of the flux-form
+electronic correction, docs/validation_ladder.md).
 """
 from __future__ import annotations
 
@@ -134,12 +138,14 @@ def conical(a):
 def full(a):
     from mqcd.analysis.validate import branching_vec, exact_result, scattering_deck
     deck = scattering_deck("tully3", 10.0, {"name": a.method, "field_method": "fluid",
-                                            "g_corrector": a.k}, ntraj=a.n or 1000)
+                                            "g_corrector": a.k,
+                                            "fluid_correction": a.correction}, ntraj=a.n or 1000)
     deck["initial"]["sampling"] = "hydrodynamic"
     deck["run"]["dt"] = float(a.dt.split(",")[0])
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         r = mqcd.run(deck)
+    Path(a.data).mkdir(parents=True, exist_ok=True)
     v, e = branching_vec(r), branching_vec(exact_result("tully3", 10.0, a.data))
     print(f"{a.method}, fluid, N = {a.n or 1000}, dt = {deck['run']['dt']}, g_corrector = {a.k}: "
           f"max |Δ| {np.abs(v - e).max():.3f} (T0 T1 R0 R1 {v.round(3)}, exact {e.round(3)}), "
@@ -147,22 +153,65 @@ def full(a):
           f"stop {r.attrs['stop_reason']} at t = {r['time'][-1]:.0f}")
 
 
+def diagnose(a):
+    """Grid-scale rho noise of a fluid-element run, band by band along the swarm: every
+    ``--every`` a.u. the rms deviation of rho_I from the exact conditional field at x_I and the
+    rms second difference of rho along the position order ("roughness"), for ten bands of the
+    sorted elements (0 = trailing, 9 = leading edge)."""
+    from mqcd.analysis.validate import scattering_deck
+    n = a.n or 1000
+    deck = scattering_deck("tully3", 10.0, {"name": a.method, "field_method": "fluid",
+                                            "g_corrector": a.k, "exact_reference": True,
+                                            "fluid_correction": a.correction}, ntraj=n)
+    deck["initial"]["sampling"] = "hydrodynamic"
+    dt = float(a.dt.split(",")[0])
+    deck["run"].update(dt=dt, t_end=a.t_end, stop="time", on_energy_drift="warn")
+    every = int(round(a.every / dt))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = runner(deck)
+        sw, m = r.sw, r.method
+        print(f"{a.method}, fluid ({a.correction}), N = {n}, dt = {dt}, g_corrector = {a.k}; "
+              f"per band of sorted elements (0 trailing .. 9 leading): rms |rho - rho_exact| / "
+              f"rms roughness", flush=True)
+        while sw.step * dt < a.t_end - 1e-9:
+            for _ in range(every):
+                m.step(sw, dt)
+            o = np.argsort(sw.x[:, 0], kind="stable")
+            ex = m.reference.fields_at(sw.step, sw.x, need_rho2=False)
+            dev = np.sqrt(np.sum(np.abs(sw.rho - ex.rho) ** 2, axis=(1, 2)))[o]
+            rs = sw.rho[o]
+            rough = np.zeros(n)
+            rough[1:-1] = np.sqrt(np.sum(np.abs(rs[2:] - 2 * rs[1:-1] + rs[:-2]) ** 2,
+                                         axis=(1, 2)))
+            bands = np.array_split(np.arange(n), 10)
+            print(f"t = {sw.step * dt:6.0f}: " + " ".join(
+                f"{np.sqrt(np.mean(dev[b] ** 2)):.1e}/{np.sqrt(np.mean(rough[b] ** 2)):.1e}"
+                for b in bands), flush=True)
+            if not np.all(np.isfinite(sw.rho)):
+                break
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("study", choices=("verlet", "bohm", "corrector", "conical", "full"))
+    ap.add_argument("study", choices=("verlet", "bohm", "corrector", "conical", "full",
+                                      "diagnose"))
     ap.add_argument("--method", default="qhd")
     ap.add_argument("--k", type=int, default=1, help="full: g_corrector")
     ap.add_argument("--data", default="exact_data", help="full: folder of cached exact runs")
     ap.add_argument("--n", default=None, help="trajectories (conical: a comma list)")
     ap.add_argument("--dt", default="0.02,0.025,0.0325,0.04,0.05")
     ap.add_argument("--t-end", type=float, default=700.0)
+    ap.add_argument("--every", type=float, default=100.0, help="diagnose: a.u. between rows")
+    ap.add_argument("--correction", default="adjoint", choices=("adjoint", "flux"),
+                    help="fluid_correction (full, diagnose)")
     a = ap.parse_args(argv)
     a.n_list = a.n if a.study == "conical" else None
     a.n = None if a.n is None or a.study == "conical" else int(a.n)
-    if a.study == "full" and a.dt == ap.get_default("dt"):
+    if a.study in ("full", "diagnose") and a.dt == ap.get_default("dt"):
         a.dt = "0.5"
     {"verlet": verlet, "bohm": bohm, "corrector": corrector, "conical": conical,
-     "full": full}[a.study](a)
+     "full": full, "diagnose": diagnose}[a.study](a)
 
 
 if __name__ == "__main__":

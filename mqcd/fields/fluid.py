@@ -507,6 +507,121 @@ def _divergence_at(Phi, off, w, s, s_if, ph, ph_if, idx, out):
             out[k, c] = (right[c] - left[c]) / w[I]
 
 
+@njit(parallel=True, cache=True)
+def _derivative_rows(st, x1, ss, vs, xs, xt, ws, cut, P, low, T, win_lo, win_hi, width, J0,
+                     ptr, cols, vals, diag):
+    """The first x-derivative of the rho fits of :func:`_fit_all` as a linear operator.
+
+    The fit of a rho column at target t is linear in the sources: its derivative is
+    ``sum_J a_tJ (Y_J - Y_t)`` with ``a_tJ = wt_J (L_J . z) / (h x_s)``, ``z = G^{-1} T[:, 1]``
+    the Gram solve of the unit first-derivative functional (blended with the low-degree fit
+    exactly as :func:`_solve_blended`), ``x_s = x1[t]`` the fitted ``dx/ds``. Row t is stored
+    in ``vals[ptr[t]:ptr[t + 1]]`` over the global source indices ``cols``; ``diag[t] =
+    -sum_J a_tJ`` is the coefficient of the target's own value. Positions only: a rank can
+    build the rows of any target from the all-gathered positions. NaN row if a Gram matrix is
+    singular (as the fit)."""
+    M = st.shape[0]
+    PL = min(low, P - 1) + 1
+    for t in prange(M):
+        G = np.empty((P, P))
+        GL = np.empty((PL, PL))
+        z = np.empty((P, 1))
+        zl = np.empty((PL, 1))
+        L = np.empty(P)
+        L1 = np.empty(P)
+        L2 = np.empty(P)
+        sig = width[t]
+        lo = win_lo[t] - J0
+        hi = win_hi[t] - J0
+        h = max(st[t] - ss[lo], ss[hi] - st[t], 1e-300)
+        for a in range(P):
+            for b in range(P):
+                G[a, b] = 0.0
+        wl = 0.0
+        wr = 0.0
+        for J in range(lo, hi + 1):
+            dxj = xs[J] - xt[t]
+            wt = ws[J] * _weight(dxj, sig, cut)
+            if wt == 0.0:
+                continue
+            if dxj < 0.0:
+                wl += wt
+            elif dxj > 0.0:
+                wr += wt
+            _legendre_binned((ss[J] - st[t]) / h, vs[J] / (h * h), P, L, L1, L2)
+            for a in range(P):
+                for b in range(a + 1):
+                    G[a, b] += wt * L[a] * L[b]
+        for a in range(P):
+            for b in range(a + 1, P):
+                G[a, b] = G[b, a]
+        for a in range(PL):
+            for b in range(PL):
+                GL[a, b] = G[a, b]
+        for a in range(P):
+            z[a, 0] = T[a, 1]
+        for a in range(PL):
+            zl[a, 0] = T[a, 1]
+        beta = _blend_factor(wl, wr)
+        ok = True
+        if beta > 0.0:
+            ok = _cholesky_solve(G, z, P, 1)
+        if beta < 1.0:
+            ok = ok and _cholesky_solve(GL, zl, PL, 1)
+        scale = 1.0 / (h * x1[t])
+        total = 0.0
+        k = ptr[t]
+        for J in range(lo, hi + 1):
+            cols[k] = J + J0
+            dxj = xs[J] - xt[t]
+            wt = ws[J] * _weight(dxj, sig, cut)
+            v = 0.0
+            if wt != 0.0 and ok:
+                _legendre_binned((ss[J] - st[t]) / h, vs[J] / (h * h), P, L, L1, L2)
+                if beta > 0.0:
+                    for a in range(P):
+                        v += beta * L[a] * z[a, 0]
+                if beta < 1.0:
+                    for a in range(PL):
+                        v += (1.0 - beta) * L[a] * zl[a, 0]
+                v *= wt * scale
+            elif not ok:
+                v = np.nan
+            vals[k] = v
+            total += v
+            k += 1
+        diag[t] = -total
+
+
+@njit(parallel=True, cache=True)
+def _apply_rows(ptr, cols, vals, diag, Ysrc, J0, Yt, out):
+    """``out[t] = sum_k vals[k] Ysrc[cols[k] - J0] + diag[t] Yt[t]`` (rows of
+    :func:`_derivative_rows`; all columns of the values)."""
+    M, C = Yt.shape
+    for t in prange(M):
+        for c in range(C):
+            out[t, c] = diag[t] * Yt[t, c]
+        for k in range(ptr[t], ptr[t + 1]):
+            a = vals[k]
+            J = cols[k] - J0
+            for c in range(C):
+                out[t, c] += a * Ysrc[J, c]
+
+
+@njit(cache=True)
+def _scatter_rows(ptr, cols, vals, Y, J0, out):
+    """Transpose of :func:`_apply_rows` without its diagonal: ``out[cols[k] - J0] += vals[k]
+    Y[t]``, the rows t taken in ascending order (so that a rank holding only the rows that
+    reach its sources adds the same terms in the same order as one holding all)."""
+    M, C = Y.shape
+    for t in range(M):
+        for k in range(ptr[t], ptr[t + 1]):
+            a = vals[k]
+            J = cols[k] - J0
+            for c in range(C):
+                out[J, c] += a * Y[t, c]
+
+
 def _bin_layout(s, x, w, width):
     """The label bins ``floor(s / width)`` of the sorted elements (labels s, positions x,
     weights w; width <= 0: every element its own bin): ``(starts, ss, vs, xsrc, wsrc)`` with
@@ -649,6 +764,85 @@ class FluidFields1D:
         return lo, hi, width, int(g.starts[J0]), int(g.starts[J1 + 1]) if J1 + 1 < g.starts.size \
             else N
 
+    @staticmethod
+    def sources(g, e0, e1):
+        """The label bins that hold the sorted elements ``e0 .. e1 - 1`` (whole bins, as
+        :meth:`windows` returns them): ``(J0, J1)``, bins ``J0 .. J1 - 1``."""
+        if g.starts is None:
+            return e0, e1
+        return int(np.searchsorted(g.starts, e0)), int(np.searchsorted(g.starts, e1))
+
+    def derivative_rows(self, g, targets, win, x1):
+        """The first x-derivative of the rho fits at the sorted elements ``targets`` as a
+        linear operator on the sources (:func:`_derivative_rows`): ``(ptr, cols, vals, diag)``
+        in CSR layout over the global bin indices (bohr^-1)."""
+        o = self.opts
+        lo, hi, width, e0, e1 = win
+        J0, J1 = self.sources(g, e0, e1)
+        ptr = np.zeros(targets.shape[0] + 1, np.int64)
+        np.cumsum(hi - lo + 1, out=ptr[1:])
+        cols = np.empty(int(ptr[-1]), np.int64)
+        vals = np.empty(int(ptr[-1]))
+        diag = np.empty(targets.shape[0])
+        Pr = o.rho_degree + 1
+        _derivative_rows(np.ascontiguousarray(g.s[targets]), np.ascontiguousarray(x1),
+                         np.ascontiguousarray(g.ss[J0:J1]), np.ascontiguousarray(g.vs[J0:J1]),
+                         np.ascontiguousarray(g.xsrc[J0:J1]),
+                         np.ascontiguousarray(g.xs[targets]),
+                         np.ascontiguousarray(g.wsrc[J0:J1]), float(o.cut), Pr,
+                         int(o.edge_degree), self._table(Pr), lo, hi, width, J0, ptr, cols,
+                         vals, diag)
+        return ptr, cols, vals, diag
+
+    def adjoint_correction(self, g, targets, x1, Rsub, e0, own, xi):
+        """The variational electronic correction of the combined rung at the sorted elements
+        ``own`` (docs/theory/fields.md, "Adjoint correction"),
+
+            G_K = (xi / 2) (W^-1 D^T W D R)_K,
+
+        with D the first x-derivative of the local rho fits (:meth:`derivative_rows`), W the
+        element weights and R the elements' density matrices: the gradient of the discrete
+        geometric energy ``E = sum_I w_I (xi/4) Tr((D R)_I^2)``, so that ``-i[G, rho]``
+        conserves E (and ``sum_I w_I rho_I``) exactly at fixed positions. Its continuum limit
+        is MB(67), ``-(1/2n) d_x(n xi d_x rho)``.
+
+        Parameters
+        ----------
+        g : the :class:`FluidGeometry`.
+        targets : int (M,), ascending: every sorted element whose fit window reaches a bin of
+            ``own`` (all elements in serial).
+        x1 : (M,) fitted ``dx/ds`` at the targets (bohr).
+        Rsub : (e1 - e0, C) real values (the real view of rho) of the sorted elements
+            ``e0 .. e1 - 1``, a range holding the targets and their windows.
+        own : int (K,) sorted elements where G is wanted (each also in ``targets``).
+        xi : inverse nuclear mass (1/m_e).
+
+        Returns
+        -------
+        (K, C) real values of G (hartree) at ``own``, and (M, C) ``D R`` at the targets.
+        """
+        win = self.windows(g, targets)
+        lo, hi, width, w0, w1 = win
+        ptr, cols, vals, diag = self.derivative_rows(g, targets, win, x1)
+        J0, J1 = self.sources(g, w0, w1)
+        Rt = np.ascontiguousarray(Rsub[targets - e0])
+        src = Rsub[w0 - e0:w1 - e0]
+        if g.starts is not None:
+            src = _bin_mean(src, g.ws[w0:w1], g.starts[J0:J1] - w0, g.wsrc[J0:J1])
+        X = np.empty_like(Rt)
+        _apply_rows(ptr, cols, vals, diag, np.ascontiguousarray(src), J0, Rt, X)
+        if g.starts is None:
+            bown = own
+        else:
+            bown = np.searchsorted(g.starts, own, side="right") - 1
+        B0 = min(J0, int(bown.min()))
+        B1 = max(J1, int(bown.max()) + 1)
+        Z = np.zeros((B1 - B0, Rt.shape[1]))
+        _scatter_rows(ptr, cols, vals, np.ascontiguousarray(g.ws[targets][:, None] * X), B0, Z)
+        k = np.searchsorted(targets, own)
+        G = 0.5 * xi * (Z[bown - B0] / g.wsrc[bown][:, None] + diag[k][:, None] * X[k])
+        return G, X
+
     def fit(self, g, targets, Yt, Ysub, win, nd):
         """Local fits at the sorted elements ``targets`` (:func:`_fit_all`), ``(M, C, 5)``.
 
@@ -709,6 +903,7 @@ class FluidFields1D:
         f.d2logn = Lxx[:, None, None]
         f.d3logn = Lxxx[:, None, None, None]
         f.weights = g.w
+        f.extra["x_s"] = x1
         f.h_density = np.array([float(o.window)])
         f.h_regression = np.array([float(o.window)])
         if nd > 1:
@@ -855,6 +1050,7 @@ class FluidEstimator(SwarmEstimator):
                              f"has {model.ndof} nuclear degrees of freedom")
         self.fields = FluidFields1D(fluid_options(opts))
         self.damping = float(opts.get("fluid_damping", 0.0))
+        self.correction_form = str(opts.get("fluid_correction", "adjoint"))
         self._geom = self._targets = self._ends = None
 
     def estimate(self, sw, need=None):
@@ -934,3 +1130,61 @@ class FluidEstimator(SwarmEstimator):
         d0, d1 = self.fields.divergence_range(g, targets)
         Phi_s = self._halo(g, d0, d1, Phi)
         return self.fields.divergence(f, G, g=g, targets=targets, Phi=Phi_s, off=d0)
+
+    def electronic_correction(self, f, xi, rho):
+        """The combined rung's electronic correction MB(67) at this rank's elements (hartree,
+        (N_local, ns, ns) Hermitian) in the variational form
+        (:meth:`FluidFields1D.adjoint_correction`), or None for ``fluid_correction = "flux"``
+        (the caller then takes the flux-form divergence).
+
+        Under MPI a rank evaluates the rows of D at every element whose fit window reaches one
+        of its own bins (found from the all-gathered positions) and receives the density
+        matrices of their windows from the owners (:meth:`_halo`); the transpose adds the same
+        terms in the same order as in serial, so the result is bit-for-bit the serial one."""
+        if self.correction_form != "adjoint":
+            return None
+        g, own = self._geom, self._targets
+        fields, comm = self.fields, self.comm
+        N = g.xs.size
+        n, ns, _ = rho.shape
+        R = np.ascontiguousarray(rho).view(np.float64).reshape(n, 2 * ns * ns)
+        x1_own = np.asarray(f.extra["x_s"], np.float64)
+        if comm.size == 1:
+            targets = np.arange(N)
+            x1 = np.empty(N)
+            x1[own] = x1_own
+            Rsub = np.empty_like(R)
+            Rsub[own] = R
+            e0 = 0
+        else:
+            every = np.arange(N)
+            lo, hi, _, _, _ = fields.windows(g, every)
+            nb = g.wsrc.size
+            mark = np.zeros(nb + 1, np.int64)
+            b_own = own if g.starts is None else np.searchsorted(g.starts, own, "right") - 1
+            mark[b_own + 1] = 1
+            cnt = np.cumsum(mark)
+            reach = cnt[hi + 1] - cnt[lo] > 0
+            reach[own] = True
+            targets = np.nonzero(reach)[0]
+            win = fields.windows(g, targets)
+            e0 = min(win[3], int(targets[0])) if targets.size else 0
+            e1 = max(win[4], int(targets[-1]) + 1) if targets.size else 0
+            Rsub = self._halo(g, e0, e1, R)
+            x1 = np.empty(targets.size)
+            mine = np.zeros(N, bool)
+            mine[own] = True
+            k_own = np.searchsorted(targets, own)
+            x1[k_own] = x1_own
+            other = ~mine[targets]
+            if np.any(other):
+                t_o = np.ascontiguousarray(targets[other])
+                w_o = fields.windows(g, t_o)
+                fit = fields.fit(g, t_o, g.xs[t_o][:, None], g.xs[w_o[3]:w_o[4]][:, None],
+                                 w_o, 1)
+                x1[other] = fit[:, 0, 1]
+        G, _ = fields.adjoint_correction(g, targets, x1, Rsub, e0, np.sort(own), xi)
+        order = np.argsort(own, kind="stable")
+        out = np.empty_like(G)
+        out[order] = G
+        return np.ascontiguousarray(out).view(np.complex128).reshape(n, ns, ns)

@@ -123,6 +123,13 @@ FIELD_KEYS = {
                      "averaged over bins of this width in the Gaussian label (units of the "
                      "initial packet width; 0: no bins); bounds the cost per fit as N grows",
                      check=non_negative),
+    "fluid_correction": Key("str", "adjoint", "field_method = 'fluid': discrete form of the "
+                            "combined rung's electronic correction MB(67): 'adjoint' (G = "
+                            "(xi/2) W^-1 D^T W D rho with D the fits' derivative: the gradient "
+                            "of the discrete geometric energy, which the electronic step then "
+                            "conserves exactly) or 'flux' (the flux-form divergence of xi d rho; "
+                            "lets grid-scale rho noise grow; docs/theory/fields.md)",
+                            choices=("adjoint", "flux")),
     "fluid_damping": Key("float", 0.1, "field_method = 'fluid': rate at which the element "
                          "velocities' grid-scale part (what the local fits do not reproduce) is "
                          "damped; smooth flows are not affected (docs/theory/fields.md)",
@@ -405,6 +412,11 @@ class LadderParts:
         drho = f.drho                                        # (N, D, ns, ns)
         N, D, ns, _ = drho.shape
         xi = 1.0 / np.asarray(self.model.masses, dtype=np.float64)
+        adjoint = getattr(self.estimator, "electronic_correction", None)
+        if adjoint is not None and D == 1:
+            G = adjoint(f, float(xi[0]), f.rho)
+            if G is not None:
+                return G
         flux = np.concatenate([(xi[None, :, None, None] * drho.real).reshape(N, D, ns * ns),
                                (xi[None, :, None, None] * drho.imag).reshape(N, D, ns * ns)],
                               axis=2)
