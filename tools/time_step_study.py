@@ -185,9 +185,11 @@ def diagnose(a):
             rough[1:-1] = np.sqrt(np.sum(np.abs(rs[2:] - 2 * rs[1:-1] + rs[:-2]) ** 2,
                                          axis=(1, 2)))
             bands = np.array_split(np.arange(n), 10)
+            crossed = int(np.count_nonzero(o != np.arange(n)))     # rows start in position order
             print(f"t = {sw.step * dt:6.0f}: " + " ".join(
                 f"{np.sqrt(np.mean(dev[b] ** 2)):.1e}/{np.sqrt(np.mean(rough[b] ** 2)):.1e}"
-                for b in bands), flush=True)
+                for b in bands) + f" | out of order {crossed}, max |p| "
+                f"{np.abs(sw.p).max():.1f}, x {sw.x.min():.1f}..{sw.x.max():.1f}", flush=True)
             if not np.all(np.isfinite(sw.rho)):
                 break
 

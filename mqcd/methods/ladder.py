@@ -128,7 +128,7 @@ FIELD_KEYS = {
                             "(xi/2) W^-1 D^T W D rho with D the fits' derivative: the gradient "
                             "of the discrete geometric energy, which the electronic step then "
                             "conserves exactly) or 'flux' (the flux-form divergence of xi d rho; "
-                            "lets grid-scale rho noise grow; docs/theory/fields.md)",
+                            "lets grid-scale rho noise grow; docs/theory/fluid_elements.md)",
                             choices=("adjoint", "flux")),
     "fluid_damping": Key("float", 0.1, "field_method = 'fluid': rate at which the element "
                          "velocities' grid-scale part (what the local fits do not reproduce) is "
