@@ -288,6 +288,32 @@ def _fit_windows(xt, xs, W, cut, need, lo_out, hi_out, width):
         hi_out[t] = np.int64(np.searchsorted(xs, xt[t] + cut * sig, side="right")) - 1
 
 
+@njit(cache=True, inline="always")
+def _source(J, xt, st, xs, ss, vs, ws, sig, cut, h, P, L, L1, L2):
+    """Fit weight of source J for a target at position xt, label st (and its offset dx); the
+    binned Legendre basis of the source in ``L`` where the weight is non-zero."""
+    dxj = xs[J] - xt
+    wt = ws[J] * _weight(dxj, sig, cut)
+    if wt != 0.0:
+        _legendre_binned((ss[J] - st) / h, vs[J] / (h * h), P, L, L1, L2)
+    return wt, dxj
+
+
+@njit(cache=True, inline="always")
+def _gram_add(G, L, wt, P):
+    """Lower triangle of the Gram matrix: ``G[a, b] += wt L[a] L[b]`` (b <= a)."""
+    for a in range(P):
+        for b in range(a + 1):
+            G[a, b] += wt * L[a] * L[b]
+
+
+@njit(cache=True, inline="always")
+def _symmetrize(G, P):
+    for a in range(P):
+        for b in range(a + 1, P):
+            G[a, b] = G[b, a]
+
+
 @njit(parallel=True, cache=True)
 def _fit_all(st, Yt, ss, vs, xs, Ys, ws, nd, cut, Pd, Pr, low, T, win_lo, win_hi, width,
              J0, out):
@@ -324,25 +350,20 @@ def _fit_all(st, Yt, ss, vs, xs, Ys, ws, nd, cut, Pd, Pr, low, T, win_lo, win_hi
         wl = 0.0
         wr = 0.0
         for J in range(lo, hi + 1):
-            dxj = xs[J] - Yt[t, 0]
-            wt = ws[J] * _weight(dxj, sig, cut)
+            wt, dxj = _source(J, Yt[t, 0], st[t], xs, ss, vs, ws, sig, cut, h, Pmax, L, L1, L2)
             if wt == 0.0:
                 continue
             if dxj < 0.0:
                 wl += wt
             elif dxj > 0.0:
                 wr += wt
-            _legendre_binned((ss[J] - st[t]) / h, vs[J] / (h * h), Pmax, L, L1, L2)
             for c in range(C):
                 y = wt * (Ys[J, c] - Yt[t, c])
                 for a in range(Pmax):
                     B[a, c] += L[a] * y
-            for a in range(Pmax):
-                for b in range(a + 1):
-                    G[a, b] += wt * L[a] * L[b]
+            _gram_add(G, L, wt, Pmax)
+        _symmetrize(G, Pmax)
         for a in range(Pmax):
-            for b in range(a + 1, Pmax):
-                G[a, b] = G[b, a]
             for b in range(Pmax):
                 Gr[a, b] = G[a, b]
         beta = _blend_factor(wl, wr)
@@ -540,21 +561,15 @@ def _derivative_rows(st, x1, ss, vs, xs, xt, ws, cut, P, low, T, win_lo, win_hi,
         wl = 0.0
         wr = 0.0
         for J in range(lo, hi + 1):
-            dxj = xs[J] - xt[t]
-            wt = ws[J] * _weight(dxj, sig, cut)
+            wt, dxj = _source(J, xt[t], st[t], xs, ss, vs, ws, sig, cut, h, P, L, L1, L2)
             if wt == 0.0:
                 continue
             if dxj < 0.0:
                 wl += wt
             elif dxj > 0.0:
                 wr += wt
-            _legendre_binned((ss[J] - st[t]) / h, vs[J] / (h * h), P, L, L1, L2)
-            for a in range(P):
-                for b in range(a + 1):
-                    G[a, b] += wt * L[a] * L[b]
-        for a in range(P):
-            for b in range(a + 1, P):
-                G[a, b] = G[b, a]
+            _gram_add(G, L, wt, P)
+        _symmetrize(G, P)
         for a in range(PL):
             for b in range(PL):
                 GL[a, b] = G[a, b]
@@ -573,11 +588,9 @@ def _derivative_rows(st, x1, ss, vs, xs, xt, ws, cut, P, low, T, win_lo, win_hi,
         k = ptr[t]
         for J in range(lo, hi + 1):
             cols[k] = J + J0
-            dxj = xs[J] - xt[t]
-            wt = ws[J] * _weight(dxj, sig, cut)
+            wt, _ = _source(J, xt[t], st[t], xs, ss, vs, ws, sig, cut, h, P, L, L1, L2)
             v = 0.0
             if wt != 0.0 and ok:
-                _legendre_binned((ss[J] - st[t]) / h, vs[J] / (h * h), P, L, L1, L2)
                 if beta > 0.0:
                     for a in range(P):
                         v += beta * L[a] * z[a, 0]
