@@ -7,6 +7,8 @@ docs/performance.md (the unstable 3D benchmark deck) and docs/validation_ladder.
     python tools/time_step_study.py conical [--n 200,1000,4000,16000]
     python tools/time_step_study.py full --method qhd [--n 1000] [--dt 0.5] [--k 1]
     python tools/time_step_study.py diagnose --method qhd [--correction adjoint|flux] [--t-end]
+                                              [--fields fluid|exact] [--n] [--every]
+    python tools/time_step_study.py fieldcheck --method qhd [--n 1000] [--times 0.5,100,500]
 
 ``verlet``: max |x| per mode over five steps (the model's own limit dt < 2/omega_max = 0.45 a.u.).
 ``bohm``: qhd with kernel fields on the same deck (widths 0.5 bohr, fluid-element start) to
@@ -21,7 +23,12 @@ k = 10 run with fluid-element fields to the exit rule: max |Δ| of the branching
 the time from which the energy check reports a drift. ``diagnose``: the same run stepped by
 hand, with the rms deviation of rho from the exact conditional field and the rms second
 difference of rho along the swarm, band by band (the grid-scale noise of the flux-form
-electronic correction, docs/validation_ladder.md).
+electronic correction, docs/validation_ladder.md); ``--fields exact`` gives the same rows for
+the oracle run (the floor: time stepping and interpolation only). ``fieldcheck``: the fluid run
+stepped to each of ``--times``; its state (positions, momenta, rho) is copied into a run with the
+oracle fields, and both evaluate the electronic correction G, the correction force, d rho and
+d ln n on that same state: relative rms errors of the fluid values band by band, and element by
+element for the leading eight (where the sparse-tail estimates are least accurate).
 """
 from __future__ import annotations
 
@@ -160,9 +167,10 @@ def diagnose(a):
     sorted elements (0 = trailing, 9 = leading edge)."""
     from mqcd.analysis.validate import scattering_deck
     n = a.n or 1000
-    deck = scattering_deck("tully3", 10.0, {"name": a.method, "field_method": "fluid",
-                                            "g_corrector": a.k, "exact_reference": True,
-                                            "fluid_correction": a.correction}, ntraj=n)
+    meth = {"name": a.method, "field_method": a.fields, "g_corrector": a.k}
+    if a.fields == "fluid":
+        meth.update(exact_reference=True, fluid_correction=a.correction)
+    deck = scattering_deck("tully3", 10.0, meth, ntraj=n)
     deck["initial"]["sampling"] = "hydrodynamic"
     dt = float(a.dt.split(",")[0])
     deck["run"].update(dt=dt, t_end=a.t_end, stop="time", on_energy_drift="warn")
@@ -171,14 +179,15 @@ def diagnose(a):
         warnings.simplefilter("ignore")
         r = runner(deck)
         sw, m = r.sw, r.method
-        print(f"{a.method}, fluid ({a.correction}), N = {n}, dt = {dt}, g_corrector = {a.k}; "
+        print(f"{a.method}, {a.fields} ({a.correction}), N = {n}, dt = {dt}, g_corrector = {a.k}; "
               f"per band of sorted elements (0 trailing .. 9 leading): rms |rho - rho_exact| / "
               f"rms roughness", flush=True)
         while sw.step * dt < a.t_end - 1e-9:
             for _ in range(every):
                 m.step(sw, dt)
             o = np.argsort(sw.x[:, 0], kind="stable")
-            ex = m.reference.fields_at(sw.step, sw.x, need_rho2=False)
+            wf = m.estimator.wf if a.fields == "exact" else m.reference
+            ex = wf.fields_at(sw.step, sw.x, need_rho2=False)
             dev = np.sqrt(np.sum(np.abs(sw.rho - ex.rho) ** 2, axis=(1, 2)))[o]
             rs = sw.rho[o]
             rough = np.zeros(n)
@@ -194,26 +203,76 @@ def diagnose(a):
                 break
 
 
+def fieldcheck(a):
+    from mqcd.analysis.validate import scattering_deck
+    n = a.n or 1000
+    dt = float(a.dt.split(",")[0])
+    times = [float(t) for t in a.times.split(",")]
+
+    def make(fm):
+        meth = {"name": a.method, "field_method": fm, "g_corrector": a.k}
+        if fm == "fluid":
+            meth["fluid_correction"] = a.correction
+        deck = scattering_deck("tully3", 10.0, meth, ntraj=n)
+        deck["initial"]["sampling"] = "hydrodynamic"
+        deck["run"].update(dt=dt, t_end=max(times) + dt, stop="time", on_energy_drift="warn")
+        return runner(deck)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rf, ro = make("fluid"), make("exact")
+        sw, m, so, mo = rf.sw, rf.method, ro.sw, ro.method
+        print(f"{a.method}, fluid ({a.correction}) against the oracle on the same state, N = {n}, "
+              f"dt = {dt}: relative rms error per band of sorted elements (0 trailing .. 9 "
+              f"leading) of G | F_corr | d rho | d ln n", flush=True)
+        for t in times:
+            while sw.step * dt < t - 1e-9:
+                m.step(sw, dt)
+            for name in ("x", "p", "rho", "H", "dH"):
+                getattr(so, name)[:] = getattr(sw, name)
+            so.step, so.adiabatic_step = sw.step, -1
+            Ff = m._update_fields(sw).copy()
+            Gf, ff = m.G_now.copy(), m.last_fields
+            Fo = mo._update_fields(so).copy()
+            Go, fo = mo.G_now.copy(), mo.last_fields
+            o = np.argsort(sw.x[:, 0], kind="stable")
+
+            def rel(u, v, b):
+                return np.sqrt(np.sum(np.abs(u[b] - v[b]) ** 2)
+                               / max(np.sum(np.abs(v[b]) ** 2), 1e-300))
+            rows = [" ".join(f"{rel(u, v, b):.1e}" for b in np.array_split(o, 10))
+                    for u, v in ((Gf, Go), (Ff, Fo), (ff.drho, fo.drho), (ff.dlogn, fo.dlogn))]
+            print(f"t = {sw.step * dt:.1f}\n  G      {rows[0]}\n  F_corr {rows[1]}\n"
+                  f"  d rho  {rows[2]}\n  d ln n {rows[3]}")
+            lead = o[::-1][:8]
+            print("  leading 8, |G - G_exact| / |G_exact|: " + " ".join(
+                f"{np.linalg.norm(Gf[i] - Go[i]) / np.linalg.norm(Go[i]):.1e}" for i in lead),
+                flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("study", choices=("verlet", "bohm", "corrector", "conical", "full",
-                                      "diagnose"))
+                                      "diagnose", "fieldcheck"))
     ap.add_argument("--method", default="qhd")
     ap.add_argument("--k", type=int, default=1, help="full: g_corrector")
     ap.add_argument("--data", default="exact_data", help="full: folder of cached exact runs")
     ap.add_argument("--n", default=None, help="trajectories (conical: a comma list)")
     ap.add_argument("--dt", default="0.02,0.025,0.0325,0.04,0.05")
     ap.add_argument("--t-end", type=float, default=700.0)
+    ap.add_argument("--times", default="0.5,100,500", help="fieldcheck: a.u., comma list")
     ap.add_argument("--every", type=float, default=100.0, help="diagnose: a.u. between rows")
+    ap.add_argument("--fields", default="fluid", choices=("fluid", "exact"),
+                    help="diagnose: field_method (exact = the oracle baseline)")
     ap.add_argument("--correction", default="adjoint", choices=("adjoint", "flux"),
                     help="fluid_correction (full, diagnose)")
     a = ap.parse_args(argv)
     a.n_list = a.n if a.study == "conical" else None
     a.n = None if a.n is None or a.study == "conical" else int(a.n)
-    if a.study in ("full", "diagnose") and a.dt == ap.get_default("dt"):
+    if a.study in ("full", "diagnose", "fieldcheck") and a.dt == ap.get_default("dt"):
         a.dt = "0.5"
     {"verlet": verlet, "bohm": bohm, "corrector": corrector, "conical": conical,
-     "full": full, "diagnose": diagnose}[a.study](a)
+     "full": full, "diagnose": diagnose, "fieldcheck": fieldcheck}[a.study](a)
 
 
 if __name__ == "__main__":
