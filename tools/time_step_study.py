@@ -5,7 +5,7 @@ docs/performance.md (the unstable 3D benchmark deck) and docs/validation_ladder.
     python tools/time_step_study.py bohm [--n 4000] [--dt 0.02,0.025,0.0325,0.04,0.05]
     python tools/time_step_study.py corrector [--n 1000] [--t-end 700]
     python tools/time_step_study.py conical [--n 200,1000,4000,16000]
-    python tools/time_step_study.py full --method qhd [--n 1000] [--dt 0.5] [--k 1]
+    python tools/time_step_study.py full --method qhd [--n 1000] [--dt 0.5] [--k 1] [--damping]
     python tools/time_step_study.py diagnose --method qhd [--correction adjoint|flux] [--t-end]
                                               [--fields fluid|exact] [--n] [--every]
     python tools/time_step_study.py fieldcheck --method qhd [--n 1000] [--times 0.5,100,500]
@@ -144,9 +144,11 @@ def conical(a):
 
 def full(a):
     from mqcd.analysis.validate import branching_vec, exact_result, scattering_deck
-    deck = scattering_deck("tully3", 10.0, {"name": a.method, "field_method": "fluid",
-                                            "g_corrector": a.k,
-                                            "fluid_correction": a.correction}, ntraj=a.n or 1000)
+    meth = {"name": a.method, "field_method": "fluid", "g_corrector": a.k,
+            "fluid_correction": a.correction}
+    if a.damping is not None:
+        meth["fluid_damping"] = a.damping
+    deck = scattering_deck("tully3", 10.0, meth, ntraj=a.n or 1000)
     deck["initial"]["sampling"] = "hydrodynamic"
     deck["run"]["dt"] = float(a.dt.split(",")[0])
     with warnings.catch_warnings(record=True):
@@ -154,7 +156,8 @@ def full(a):
         r = mqcd.run(deck)
     Path(a.data).mkdir(parents=True, exist_ok=True)
     v, e = branching_vec(r), branching_vec(exact_result("tully3", 10.0, a.data))
-    print(f"{a.method}, fluid, N = {a.n or 1000}, dt = {deck['run']['dt']}, g_corrector = {a.k}: "
+    print(f"{a.method}, fluid, N = {a.n or 1000}, dt = {deck['run']['dt']}, g_corrector = {a.k}, "
+          f"fluid_damping = {meth.get('fluid_damping', 'default')}: "
           f"max |Δ| {np.abs(v - e).max():.3f} (T0 T1 R0 R1 {v.round(3)}, exact {e.round(3)}), "
           f"energy drift reported from t = {r.attrs['energy_drift_exceeded_at']:g} a.u., "
           f"stop {r.attrs['stop_reason']} at t = {r['time'][-1]:.0f}")
@@ -260,6 +263,8 @@ def main(argv=None):
     ap.add_argument("--n", default=None, help="trajectories (conical: a comma list)")
     ap.add_argument("--dt", default="0.02,0.025,0.0325,0.04,0.05")
     ap.add_argument("--t-end", type=float, default=700.0)
+    ap.add_argument("--damping", type=float, default=None,
+                    help="full: [method] fluid_damping (1/atomic_unit_of_time; default the key's)")
     ap.add_argument("--times", default="0.5,100,500", help="fieldcheck: a.u., comma list")
     ap.add_argument("--every", type=float, default=100.0, help="diagnose: a.u. between rows")
     ap.add_argument("--fields", default="fluid", choices=("fluid", "exact"),
