@@ -142,14 +142,22 @@ def conical(a):
               flush=True)
 
 
-def full(a):
-    from mqcd.analysis.validate import branching_vec, exact_result, scattering_deck
-    meth = {"name": a.method, "field_method": "fluid", "g_corrector": a.k,
-            "fluid_correction": a.correction}
-    if a.damping is not None:
-        meth["fluid_damping"] = a.damping
-    deck = scattering_deck("tully3", 10.0, meth, ntraj=a.n or 1000)
+def tully3_deck(a, field_method, n, **keys):
+    """Tully 3 k = 10 with fluid-element initial conditions and ``a``'s method keys."""
+    from mqcd.analysis.validate import scattering_deck
+    meth = {"name": a.method, "field_method": field_method, "g_corrector": a.k, **keys}
+    if field_method == "fluid":
+        meth["fluid_correction"] = a.correction
+    deck = scattering_deck("tully3", 10.0, meth, ntraj=n)
     deck["initial"]["sampling"] = "hydrodynamic"
+    return deck
+
+
+def full(a):
+    from mqcd.analysis.validate import branching_vec, exact_result
+    extra = {} if a.damping is None else {"fluid_damping": a.damping}
+    deck = tully3_deck(a, "fluid", a.n or 1000, **extra)
+    meth = deck["method"]
     deck["run"]["dt"] = float(a.dt.split(",")[0])
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
@@ -168,13 +176,8 @@ def diagnose(a):
     ``--every`` a.u. the rms deviation of rho_I from the exact conditional field at x_I and the
     rms second difference of rho along the position order ("roughness"), for ten bands of the
     sorted elements (0 = trailing, 9 = leading edge)."""
-    from mqcd.analysis.validate import scattering_deck
     n = a.n or 1000
-    meth = {"name": a.method, "field_method": a.fields, "g_corrector": a.k}
-    if a.fields == "fluid":
-        meth.update(exact_reference=True, fluid_correction=a.correction)
-    deck = scattering_deck("tully3", 10.0, meth, ntraj=n)
-    deck["initial"]["sampling"] = "hydrodynamic"
+    deck = tully3_deck(a, a.fields, n, **({"exact_reference": True} if a.fields == "fluid" else {}))
     dt = float(a.dt.split(",")[0])
     deck["run"].update(dt=dt, t_end=a.t_end, stop="time", on_energy_drift="warn")
     every = int(round(a.every / dt))
@@ -207,17 +210,13 @@ def diagnose(a):
 
 
 def fieldcheck(a):
-    from mqcd.analysis.validate import scattering_deck
+    """Fluid against oracle fields on the same state (module docstring)."""
     n = a.n or 1000
     dt = float(a.dt.split(",")[0])
     times = [float(t) for t in a.times.split(",")]
 
     def make(fm):
-        meth = {"name": a.method, "field_method": fm, "g_corrector": a.k}
-        if fm == "fluid":
-            meth["fluid_correction"] = a.correction
-        deck = scattering_deck("tully3", 10.0, meth, ntraj=n)
-        deck["initial"]["sampling"] = "hydrodynamic"
+        deck = tully3_deck(a, fm, n)
         deck["run"].update(dt=dt, t_end=max(times) + dt, stop="time", on_energy_drift="warn")
         return runner(deck)
 
