@@ -319,6 +319,22 @@ def test_energy_form_conserves_each_trajectory():
     want = T / (T + 1e-4)
     np.testing.assert_array_equal(p1[:5] > 0, [True, False, True, False, True])
     np.testing.assert_allclose(p_el, want * p1, rtol=1e-10, atol=0)
+    # the step limit (qc_step_fraction f): a step may raise the electronic energy by at most
+    # f T; 'uphill' leaves the steps that hand energy to the nuclei alone, 'both' limits them too
+    dt, f = 0.5, 0.3
+    lim = {}
+    for uphill in (True, False):
+        G2, F2 = correction_and_force(rho, V, Df, unm, E, v, [M], "energy", 1e-300, dt=dt,
+                                      fraction=f, uphill_only=uphill)
+        lim[uphill] = power(G2)
+        assert np.max(np.abs(lim[uphill] + np.sum(F2 * v, 1))) < 1e-12 * np.max(np.abs(p1))
+    cut = np.abs(p1) * dt > f * T
+    assert cut[:5].all() and not cut[5:].all()       # the slow rows are limited, not all rows
+    for uphill, p2 in lim.items():
+        hit = cut & ((p1 > 0) | (not uphill))
+        np.testing.assert_allclose(np.abs(p2[hit]) * dt, f * T[hit], rtol=1e-10)
+        np.testing.assert_allclose(p2[~hit], p1[~hit], rtol=1e-10, atol=0)
+    assert np.any(cut & (p1 < 0)) and not np.allclose(lim[True], lim[False])
 
 
 def test_energy_shell_momenta_have_the_surface_kinetic_energy():

@@ -73,7 +73,14 @@ METHODS = {
     # default), or not bounded (the default before)
     "qc-width-bound-4": {"name": "ehrenfest-qc", "mode_width_bound": 4.0},
     "qc-no-width-bound": {"name": "ehrenfest-qc", "mode_width_bound": 0.0},
-    "qc-strict-energy": {"name": "ehrenfest-qc", "qc_step_fraction": 0.25},
+    # the step limit of the energy form (qc_step_fraction), on every step ("both", as the
+    # documented qc-strict-energy row was run) or on the uphill ones only (qc_step_limit)
+    "qc-strict-energy": {"name": "ehrenfest-qc", "qc_step_fraction": 0.25, "qc_step_limit": "both"},
+    "qc-step-fraction-0.5": {"name": "ehrenfest-qc", "qc_step_fraction": 0.5, "qc_step_limit": "both"},
+    "qc-step-fraction-1": {"name": "ehrenfest-qc", "qc_step_fraction": 1.0, "qc_step_limit": "both"},
+    "qc-uphill-0.25": {"name": "ehrenfest-qc", "qc_step_fraction": 0.25},
+    "qc-uphill-0.5": {"name": "ehrenfest-qc", "qc_step_fraction": 0.5},
+    "qc-uphill-1": {"name": "ehrenfest-qc", "qc_step_fraction": 1.0},
     "qc-no-distance-cap": {"name": "ehrenfest-qc", "qmom_distance": 0.0},
     "qc-distance-10": {"name": "ehrenfest-qc", "qmom_distance": 10.0},
     "qc-distance-20": {"name": "ehrenfest-qc", "qmom_distance": 20.0},

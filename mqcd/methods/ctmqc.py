@@ -93,9 +93,15 @@ CTMQC_KEYS = {
     "qc_step_fraction": Key("float", 0.0, "qc_force = 'energy': if > 0, the correction of a "
                             "trajectory is scaled so that one step changes its electronic energy "
                             "by at most this fraction of its kinetic energy (then every "
-                            "trajectory's energy is conserved to round-off; 0: no limit, energy "
-                            "restored where the kinetic energy suffices); docs/theory/fields.md",
+                            "trajectory's energy can be restored by the momentum rescaling: at 0.25 "
+                            "it was to round-off on the branching cases, at 0.5-1 to 1e-4-1e-2 "
+                            "hartree, docs/validation_ladder.md; 0: no limit, energy restored "
+                            "where the kinetic energy suffices); docs/theory/fields.md",
                             check=non_negative),
+    "qc_step_limit": Key("str", "uphill", "qc_step_fraction > 0: which steps it limits: "
+                         "'uphill' (only those that raise the electronic energy, i.e. take it "
+                         "from the nuclei; energy handed to the nuclei can always be paid) or "
+                         "'both' (every step, whatever the sign)", choices=("uphill", "both")),
     "qc_energy_floor": Key("float", 1e-4, "qc_force = 'energy': near turning points the "
                            "correction is scaled by T / (T + qc_energy_floor) so that the "
                            "nuclei can pay for it (energy conserved at every T)", "hartree",
@@ -259,7 +265,7 @@ def _pair_velocity(x, alpha, u, R0, ok, g, xi, distance, far_zero, unm):
 
 
 def correction_and_force(rho_a, V, Df, unm, E, v, masses, qc_force, energy_floor, dt=None,
-                         fraction=0.0):
+                         fraction=0.0, uphill_only=True):
     """``(G (N, ns, ns) diabatic, F (N, D))`` of the quantum coupling (module docstring).
 
     ``rho_a`` (N, ns, ns) adiabatic density matrices, ``V`` (N, ns, ns) eigenvectors, ``Df``
@@ -270,7 +276,8 @@ def correction_and_force(rho_a, V, Df, unm, E, v, masses, qc_force, energy_floor
     only while they move, so ``G`` is scaled by ``T / (T + energy_floor)`` and, with ``dt`` and
     ``fraction > 0`` given, further so that one step's electronic energy change is at most
     ``fraction`` of the trajectory's kinetic energy (a step cannot resolve faster transfer; it
-    would demand energy the nuclei do not have); the force then conserves energy at every T.
+    would demand energy the nuclei do not have; with ``uphill_only`` only steps that raise the
+    electronic energy are limited); the force then conserves energy at every T.
     One compiled pass over the swarm (:func:`_correction_kernel`), then the back-transform."""
     N, D, ns, _ = Df.shape
     Ga = np.empty((N, ns, ns), dtype=np.complex128)
@@ -280,14 +287,15 @@ def correction_and_force(rho_a, V, Df, unm, E, v, masses, qc_force, energy_floor
                        np.ascontiguousarray(v, dtype=np.float64),
                        np.ascontiguousarray(masses, dtype=np.float64), qc_force == "energy",
                        float(energy_floor), 0.0 if dt is None else float(dt),
-                       float(fraction), Ga, F)
+                       float(fraction), bool(uphill_only), Ga, F)
     G = to_diabatic(Ga, np.ascontiguousarray(V))
     G = 0.5 * (G + np.conj(np.swapaxes(G, 1, 2)))
     return G, F
 
 
 @njit(cache=True)
-def _correction_kernel(rho_a, Df, unm, E, v, M, energy, floor, dt, fraction, Ga, F):
+def _correction_kernel(rho_a, Df, unm, E, v, M, energy, floor, dt, fraction, uphill_only, Ga,
+                       F):
     """Per trajectory: ``s_nm = u_nm . Df_nm``, the energy scaling ``lam`` (``energy``), the
     adiabatic correction ``Ga = i lam s rho_a`` and the force ``F`` (gradient or energy form)."""
     N, D, ns, _ = Df.shape
@@ -310,7 +318,7 @@ def _correction_kernel(rho_a, Df, unm, E, v, M, energy, floor, dt, fraction, Ga,
                 for m in range(ns):
                     r = rho_a[i, n, m]
                     power += (r.real * r.real + r.imag * r.imag) * s[n, m] * (E[i, n] - E[i, m])
-            if dt > 0.0 and fraction > 0.0:
+            if dt > 0.0 and fraction > 0.0 and (power > 0.0 or not uphill_only):
                 pe = abs(power) * lam
                 lam = lam * min(1.0, fraction * 0.5 * mv2 / max(pe * dt, 1e-300))
             power *= lam

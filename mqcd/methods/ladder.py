@@ -185,6 +185,7 @@ class LadderParts:
         self.qc_force = opts["qc_force"]
         self.qc_floor = opts["qc_energy_floor"]
         self.qc_fraction = opts["qc_step_fraction"]
+        self.qc_uphill = opts["qc_step_limit"] == "uphill"
         self.acc_force = opts["accumulated_force"]
         self.qmom_slope = opts["qmom_slope"]
         self.qmom_distance = opts["qmom_distance"]
@@ -401,7 +402,7 @@ class LadderParts:
                                   Df.shape[:2] + (ns, ns))
         return correction_and_force(rho_a, V, Df, unm, E, sw.p / sw.masses, self.model.masses,
                                     self.qc_force, self.qc_floor, dt=sw.dt,
-                                    fraction=self.qc_fraction)
+                                    fraction=self.qc_fraction, uphill_only=self.qc_uphill)
 
     def _combined_correction_flux(self, f):
         """MB(67) in flux form, ``-(1/(2n)) sum_i d_i (n xi^ii d_i rho)``, from the estimator's
