@@ -9,6 +9,7 @@ docs/performance.md (the unstable 3D benchmark deck) and docs/validation_ladder.
     python tools/time_step_study.py diagnose --method qhd [--correction adjoint|flux] [--t-end]
                                               [--fields fluid|exact] [--n] [--every]
     python tools/time_step_study.py fieldcheck --method qhd [--n 1000] [--times 0.5,100,500]
+    python tools/time_step_study.py free [--n 1000,4000] [--damping 0.1,0.5] [--t-end 4000]
 
 ``verlet``: max |x| per mode over five steps (the model's own limit dt < 2/omega_max = 0.45 a.u.).
 ``bohm``: qhd with kernel fields on the same deck (widths 0.5 bohr, fluid-element start) to
@@ -29,6 +30,11 @@ stepped to each of ``--times``; its state (positions, momenta, rho) is copied in
 oracle fields, and both evaluate the electronic correction G, the correction force, d rho and
 d ln n on that same state: relative rms errors of the fluid values band by band, and element by
 element for the leading eight (where the sparse-tail estimates are least accurate).
+``free``: qhd with fluid-element fields on a free Gaussian packet (Tully 1's flat lower surface
+far left of the coupling, x0 = -300 bohr, k = 10, width 1 bohr, M = 2000, dt 0.5): the largest
+deviation of the elements from the exact Bohmian flow ``x_I(t) = x0 + k t / M + (x_I(0) - x0)
+s(t)``, ``s = (1 + (t / (2 M w^2))^2)^(1/2)``, relative to the packet's width w s(t), and the
+ensemble energy drift (the quantum potential included), for each ``fluid_damping``.
 """
 from __future__ import annotations
 
@@ -171,6 +177,38 @@ def full(a):
           f"stop {r.attrs['stop_reason']} at t = {r['time'][-1]:.0f}")
 
 
+def free(a):
+    from mqcd.ensemble.initial import initial_conditions
+    dampings = [float(v) for v in (a.damping_list or "0.1,0.5").split(",")]
+    t_end = a.t_end if a.t_end != 700.0 else 4000.0
+    x0, k, w, M = -300.0, 10.0, 1.0, 2000.0
+    for n in [int(v) for v in (a.n_list or "1000").split(",")]:
+        for g in dampings:
+            cells = []
+            for t in (t_end / 4, t_end):
+                deck = {"model": {"name": "tully1"},
+                        "initial": {"position": [x0], "momentum": [k], "width": [w], "state": 0,
+                                    "sampling": "hydrodynamic"},
+                        "method": {"name": "qhd", "field_method": "fluid", "fluid_damping": g},
+                        "run": {"trajectories": n, "dt": float(a.dt.split(",")[0]),
+                                "t_end": t, "seed": 1},
+                        "output": {"stride": 10}}
+                from mqcd.io.deck import deck_model
+                d = read_deck(deck)
+                X0 = np.sort(initial_conditions(d, deck_model(d), np.arange(n)).x[:, 0])
+                t0 = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    res = mqcd.run(deck)
+                s = np.sqrt(1.0 + (t / (2.0 * M * w * w)) ** 2)
+                exact = x0 + k * t / M + (X0 - x0) * s
+                dev = np.abs(np.sort(np.asarray(res["final/position"])[:, 0]) - exact).max()
+                drift = np.abs(np.asarray(res["energy/ensemble_drift"])).max()
+                cells.append(f"t = {t:g}: max |x_I - x_Bohm| / width {dev / (w * s):.1e}, "
+                             f"energy drift {drift:.1e} hartree ({time.perf_counter() - t0:.0f} s)")
+            print(f"N = {n}, fluid_damping = {g}: " + "; ".join(cells), flush=True)
+
+
 def diagnose(a):
     """Grid-scale rho noise of a fluid-element run, band by band along the swarm: every
     ``--every`` a.u. the rms deviation of rho_I from the exact conditional field at x_I and the
@@ -255,15 +293,16 @@ def fieldcheck(a):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("study", choices=("verlet", "bohm", "corrector", "conical", "full",
-                                      "diagnose", "fieldcheck"))
+                                      "diagnose", "fieldcheck", "free"))
     ap.add_argument("--method", default="qhd")
     ap.add_argument("--k", type=int, default=1, help="full: g_corrector")
     ap.add_argument("--data", default="exact_data", help="full: folder of cached exact runs")
     ap.add_argument("--n", default=None, help="trajectories (conical: a comma list)")
     ap.add_argument("--dt", default="0.02,0.025,0.0325,0.04,0.05")
     ap.add_argument("--t-end", type=float, default=700.0)
-    ap.add_argument("--damping", type=float, default=None,
-                    help="full: [method] fluid_damping (1/atomic_unit_of_time; default the key's)")
+    ap.add_argument("--damping", default=None,
+                    help="full: [method] fluid_damping (1/atomic_unit_of_time; default the "
+                         "key's); free: a comma list")
     ap.add_argument("--times", default="0.5,100,500", help="fieldcheck: a.u., comma list")
     ap.add_argument("--every", type=float, default=100.0, help="diagnose: a.u. between rows")
     ap.add_argument("--fields", default="fluid", choices=("fluid", "exact"),
@@ -271,12 +310,14 @@ def main(argv=None):
     ap.add_argument("--correction", default="adjoint", choices=("adjoint", "flux"),
                     help="fluid_correction (full, diagnose)")
     a = ap.parse_args(argv)
-    a.n_list = a.n if a.study == "conical" else None
-    a.n = None if a.n is None or a.study == "conical" else int(a.n)
-    if a.study in ("full", "diagnose", "fieldcheck") and a.dt == ap.get_default("dt"):
+    a.n_list = a.n if a.study in ("conical", "free") else None
+    a.n = None if a.n is None or a.study in ("conical", "free") else int(a.n)
+    a.damping_list = a.damping if a.study == "free" else None
+    a.damping = None if a.damping is None or a.study == "free" else float(a.damping)
+    if a.study in ("full", "diagnose", "fieldcheck", "free") and a.dt == ap.get_default("dt"):
         a.dt = "0.5"
     {"verlet": verlet, "bohm": bohm, "corrector": corrector, "conical": conical,
-     "full": full, "diagnose": diagnose, "fieldcheck": fieldcheck}[a.study](a)
+     "full": full, "diagnose": diagnose, "fieldcheck": fieldcheck, "free": free}[a.study](a)
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ FIELD_KEYS = {
                             "conserves exactly) or 'flux' (the flux-form divergence of xi d rho; "
                             "lets grid-scale rho noise grow; docs/theory/fluid_elements.md)",
                             choices=("adjoint", "flux")),
-    "fluid_damping": Key("float", 0.1, "field_method = 'fluid': rate at which the element "
+    "fluid_damping": Key("float", 0.5, "field_method = 'fluid': rate at which the element "
                          "velocities' grid-scale part (what the local fits do not reproduce) is "
                          "damped; smooth flows are not affected (docs/theory/fields.md)",
                          "1/atomic_unit_of_time", check=non_negative),
