@@ -79,8 +79,7 @@ METHODS = {
     "qc-step-fraction-0.5": {"name": "ehrenfest-qc", "qc_step_fraction": 0.5, "qc_step_limit": "both"},
     "qc-step-fraction-1": {"name": "ehrenfest-qc", "qc_step_fraction": 1.0, "qc_step_limit": "both"},
     "qc-uphill-0.25": {"name": "ehrenfest-qc", "qc_step_fraction": 0.25},
-    # the default before the uphill step limit (the tables of docs/validation_ladder.md up to
-    # "The step limit on uphill steps")
+    # no step limit (the default; explicit, for the comparison tables)
     "qc-step-unlimited": {"name": "ehrenfest-qc", "qc_step_fraction": 0.0},
     "qc-uphill-0.5": {"name": "ehrenfest-qc", "qc_step_fraction": 0.5},
     "qc-uphill-1": {"name": "ehrenfest-qc", "qc_step_fraction": 1.0},

@@ -90,7 +90,7 @@ CTMQC_KEYS = {
                     "gets for that pair: 'osmotic' (its own osmotic velocity u) or 'zero' (no "
                     "quantum momentum for the pair, the centre put at the trajectory as the "
                     "published codes do)", choices=("osmotic", "zero")),
-    "qc_step_fraction": Key("float", 0.25, "qc_force = 'energy': if > 0, the correction of a "
+    "qc_step_fraction": Key("float", 0.0, "qc_force = 'energy': if > 0, the correction of a "
                             "trajectory is scaled so that one step raises (qc_step_limit) its "
                             "electronic energy by at most this fraction of its kinetic energy "
                             "(then every "
