@@ -179,6 +179,7 @@ def full(a):
 
 def free(a):
     from mqcd.ensemble.initial import initial_conditions
+    from mqcd.io.deck import deck_model
     dampings = [float(v) for v in (a.damping_list or "0.1,0.5").split(",")]
     t_end = a.t_end if a.t_end != 700.0 else 4000.0
     x0, k, w, M = -300.0, 10.0, 1.0, 2000.0
@@ -193,9 +194,9 @@ def free(a):
                         "run": {"trajectories": n, "dt": float(a.dt.split(",")[0]),
                                 "t_end": t, "seed": 1},
                         "output": {"stride": 10}}
-                from mqcd.io.deck import deck_model
-                d = read_deck(deck)
-                X0 = np.sort(initial_conditions(d, deck_model(d), np.arange(n)).x[:, 0])
+                if not cells:                  # the start does not depend on damping or t
+                    d = read_deck(deck)
+                    X0 = np.sort(initial_conditions(d, deck_model(d), np.arange(n)).x[:, 0])
                 t0 = time.perf_counter()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
